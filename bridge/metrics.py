@@ -1,0 +1,127 @@
+"""Every Prometheus metric the bridge exports, declared in one place.
+
+Seconds and bytes are base units; histograms, never summaries; label values come only from small fixed
+sets (outcome kinds, Hume codes, reasons, session states, topic/partition) and never from stream keys.
+The dashboard (deploy/grafana) and the alert rules (deploy/k8s) reference these names; a test scrapes a
+running bridge and checks that every name they use is exported.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Hume round trips are tens of milliseconds to a few seconds (video and long audio are slower).
+REQUEST_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
+# Consumed -> outcome acknowledged includes queueing behind earlier records of the same stream.
+PROCESSING_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+OUTCOMES = ("prediction", "error")
+SESSION_STATES = ("connecting", "idle", "busy", "backoff", "closed")
+RECONNECT_REASONS = ("dropped", "idle_timeout", "recycled", "reply_timeout", "handshake_failed", "refused")
+
+
+class Metrics:
+    """The bridge's metrics on their own registry (one per process, or one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.request_seconds = Histogram(
+            "hume_bridge_request_seconds",
+            "Hume round trip: request sent to reply received.",
+            buckets=REQUEST_BUCKETS_S,
+            registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "hume_bridge_processing_seconds",
+            "Record consumed to its outcome acknowledged by Kafka.",
+            buckets=PROCESSING_BUCKETS_S,
+            registry=r,
+        )
+        self.records_total = Counter(
+            "hume_bridge_records_total", "Input records by final outcome.", ["outcome"], registry=r
+        )
+        self.consumed_total = Counter(
+            "hume_bridge_consumed_records_total", "Input records consumed from Kafka.", registry=r
+        )
+        self.consumed_bytes_total = Counter(
+            "hume_bridge_consumed_bytes_total", "Bytes of input record values consumed.", registry=r
+        )
+        self.errors_total = Counter(
+            "hume_bridge_error_outcomes_total", "Error outcomes by code.", ["code", "origin"], registry=r
+        )
+        self.hume_errors_total = Counter(
+            "hume_bridge_hume_errors_total", "Error replies from Hume by code.", ["code"], registry=r
+        )
+        self.warnings_total = Counter(
+            "hume_bridge_warnings_total", "Warnings published, by code.", ["code"], registry=r
+        )
+        self.reconnects_total = Counter(
+            "hume_bridge_reconnects_total", "Hume session reconnects by reason.", ["reason"], registry=r
+        )
+        self.retries_total = Counter(
+            "hume_bridge_retries_total",
+            "Requests sent again after a failure, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.sessions = Gauge("hume_bridge_sessions", "Hume sessions by state.", ["state"], registry=r)
+        self.inflight_requests = Gauge(
+            "hume_bridge_inflight_requests", "Requests sent to Hume and awaiting a reply.", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "hume_bridge_consumer_lag",
+            "Records between the committed offset and the partition's high watermark.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.buffered_records = Gauge(
+            "hume_bridge_buffered_records", "Records consumed and not yet committed.", registry=r
+        )
+        self.buffered_bytes = Gauge(
+            "hume_bridge_buffered_bytes", "Value bytes of records consumed and not yet finished.", registry=r
+        )
+        self.paused_partitions = Gauge(
+            "hume_bridge_paused_partitions", "Assigned partitions currently paused.", registry=r
+        )
+        self.upstream_paused = Gauge(
+            "hume_bridge_upstream_paused",
+            "1 while consumption is paused for an upstream outage, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.commits_total = Counter("hume_bridge_commits_total", "Offset commits sent to Kafka.", registry=r)
+        self.commit_failures_total = Counter(
+            "hume_bridge_commit_failures_total", "Offset commits that failed.", registry=r
+        )
+        self.rebalances_total = Counter(
+            "hume_bridge_rebalances_total", "Partition assignments and revocations.", ["kind"], registry=r
+        )
+        self.idempotence_disabled = Gauge(
+            "hume_bridge_producer_idempotence_disabled",
+            "1 when idempotence was requested as auto and the broker refused producer ids.",
+            registry=r,
+        )
+        self.ready = Gauge("hume_bridge_ready", "1 when /readyz answers 200.", registry=r)
+        # Usage: what an operator needs to estimate the Hume bill.
+        self.usage_audio_seconds_total = Counter(
+            "hume_bridge_usage_audio_seconds_total", "Seconds of audio sent to Hume.", registry=r
+        )
+        self.usage_images_total = Counter(
+            "hume_bridge_usage_images_total", "Images and video payloads sent to Hume.", registry=r
+        )
+        self.usage_text_characters_total = Counter(
+            "hume_bridge_usage_text_characters_total", "Characters of text sent to Hume.", registry=r
+        )
+        self.usage_requests_total = Counter(
+            "hume_bridge_usage_requests_total", "Payloads sent to Hume, by media kind.", ["kind"], registry=r
+        )
+        self.usage_bytes_sent_total = Counter(
+            "hume_bridge_usage_bytes_sent_total", "Bytes of request frames sent to Hume.", registry=r
+        )
+        for outcome in OUTCOMES:
+            self.records_total.labels(outcome=outcome)
+        for state in SESSION_STATES:
+            self.sessions.labels(state=state).set(0)
+        for reason in RECONNECT_REASONS:
+            self.reconnects_total.labels(reason=reason)
