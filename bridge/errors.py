@@ -1,0 +1,95 @@
+"""The bridge's errors and outcome codes.
+
+Exceptions, one hierarchy under one base; the type says whose side failed and whether a retry can help::
+
+    BridgeError
+    ├── ConfigError                 bad configuration: start-up fails with every bad setting named
+    ├── MediaError                  bad input record; never escapes: becomes an error outcome (code below)
+    └── UpstreamError               Hume's side            (retriable: a retry with backoff can help)
+        ├── ConnectionLost          dropped socket, reply timeout, handshake 429/5xx   retriable
+        ├── SessionClosed           closed by us (recycle, shutdown)                    retriable
+        ├── UpstreamOutage          key refused (401/403), out of credits (E0300)       pause, probe
+        └── PayloadRejected         Hume E01xx/E02xx for one payload                    not retriable
+
+Bridge-side outcome codes (the ``error.code`` of records the bridge rejects without calling Hume, and of
+records it gives up on) are the members of :class:`Code`; the README lists each with its cause.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Codes of error outcomes with ``origin: "bridge"``."""
+
+    EMPTY_VALUE = "EMPTY_VALUE"  # value is null or zero bytes
+    RECORD_TOO_LARGE = "RECORD_TOO_LARGE"  # value over BRIDGE_MAX_RECORD_BYTES
+    INVALID_HEADER = "INVALID_HEADER"  # a hume-* header that cannot be read (bad JSON, number, flag)
+    INVALID_MODELS = "INVALID_MODELS"  # hume-models names an unknown model or badly typed config
+    UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA"  # content type not handled, or bytes not recognised
+    MODEL_MEDIA_MISMATCH = "MODEL_MEDIA_MISMATCH"  # e.g. language requested for audio (Hume: E0102)
+    MALFORMED_MEDIA = "MALFORMED_MEDIA"  # truncated or corrupt WAV/PNG/JPEG headers (Hume: E0200)
+    INVALID_TEXT = "INVALID_TEXT"  # text/plain that is not UTF-8, or empty
+    INVALID_ENVELOPE = "INVALID_ENVELOPE"  # vnd.hume.stream+json that is not a valid v0 request object
+    INVALID_FACEMESH = "INVALID_FACEMESH"  # facemesh JSON of the wrong shape
+    AUDIO_TOO_LONG = "AUDIO_TOO_LONG"  # over 5000 ms (Hume: E0203)
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"  # over 3000 x 3000 px (Hume: E0205)
+    TEXT_TOO_LONG = "TEXT_TOO_LONG"  # over 10,000 characters
+    FACEMESH_TOO_LARGE = "FACEMESH_TOO_LARGE"  # over 10 faces
+    RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # failed max_attempts times while Hume was healthy
+    UNEXPECTED_REPLY = "UNEXPECTED_REPLY"  # Hume replied with something the bridge cannot read
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises."""
+
+
+class ConfigError(BridgeError):
+    """Invalid configuration; the message names every bad setting at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+class MediaError(BridgeError):
+    """An input record the bridge will not send; becomes an error outcome with ``code``."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class UpstreamError(BridgeError):
+    """Something on Hume's side failed."""
+
+    retriable: bool = True
+
+
+class ConnectionLost(UpstreamError):
+    """The connection broke (drop, reply timeout, handshake 429/5xx): retry elsewhere with backoff."""
+
+
+class SessionClosed(UpstreamError):
+    """We closed the session ourselves (recycle, shutdown): retry without counting an attempt."""
+
+
+class UpstreamOutage(UpstreamError):
+    """Hume refuses us as a whole (key refused, out of credits): pause and probe, do not fail records."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class PayloadRejected(UpstreamError):
+    """Hume rejected one payload with an E01xx/E02xx code: an error outcome, not retried."""
+
+    retriable = False
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
