@@ -1,0 +1,451 @@
+"""``hume-bridge produce``: feed media files into the input topic the way a producer of the bridge would.
+
+Two halves. :func:`plan_records` is pure: file names and bytes in, Kafka records (key, value, headers) out,
+plus the problems and notes to report. :func:`main` is the shell: it walks the paths, reads each file,
+plans it, sends its records with acks=all and waits for the broker's acknowledgement before the next
+file, so at most one file is held in memory. A file that cannot be read, recognised or parsed is reported
+on stderr and skipped; the exit code is then 1, but every other file is still sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from bridge.errors import Code, MediaError
+from bridge.media import (
+    AUDIO_LIMIT_MS,
+    ENVELOPE_CONTENT_TYPE,
+    FACEMESH_CONTENT_TYPE,
+    IMAGE_LIMIT_PX,
+    TEXT_LIMIT_CHARS,
+    MediaKind,
+    check_facemesh,
+    decode_text,
+    inspect_audio,
+    inspect_image,
+    kind_of,
+    sniff,
+    split_wav,
+)
+
+DEFAULT_CHUNK_MS = 4000.0
+DEFAULT_BOOTSTRAP = "localhost:9092"
+DEFAULT_TOPIC = "hume.media"
+DEFAULT_TIMEOUT_S = 30.0
+
+# Compound suffixes that name a payload kind; the key of such a file is its name without them.
+FACEMESH_SUFFIX = ".facemesh.json"
+ENVELOPE_SUFFIX = ".hume.json"
+
+Header = tuple[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record to produce: Kafka key, value and headers, with the file it came from and its kind."""
+
+    key: bytes
+    value: bytes
+    headers: tuple[Header, ...]
+    kind: MediaKind
+    source: str
+
+
+@dataclass(slots=True)
+class Plan:
+    """What to send, what cannot be sent (``problems``: exit code 1) and what to point out (``notes``)."""
+
+    records: list[Record] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Skip(Exception):
+    """This file yields no records; the message says why."""
+
+
+def default_key(path: PurePath) -> str:
+    """The stream key of a file: its name without extension (``call-17.wav`` -> ``call-17``), so one file is
+    one stream; ``.facemesh.json`` and ``.hume.json`` are removed whole."""
+    name = path.name
+    for suffix in (FACEMESH_SUFFIX, ENVELOPE_SUFFIX):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return path.stem or name
+
+
+def _headers(content_type: str, models: bytes | None, extra: Sequence[tuple[str, str]]) -> tuple[Header, ...]:
+    """``content-type`` and ``hume-models`` first, then the extra headers; an extra header of the same name
+    (case-insensitive) replaces the one the command would set."""
+    overridden = {name.lower() for name, _ in extra}
+    own: list[Header] = [("content-type", content_type.encode())]
+    if models is not None:
+        own.append(("hume-models", models))
+    kept = [h for h in own if h[0] not in overridden]
+    return (*kept, *((name, value.encode()) for name, value in extra))
+
+
+def _plan_file(
+    path: PurePath, data: bytes, chunk_ms: float, notes: list[str]
+) -> list[tuple[bytes, str, MediaKind]]:
+    """(value, content type, kind) for each record one file becomes; raises _Skip or MediaError."""
+    if not data:
+        raise _Skip("the file is empty")
+    lower = path.name.lower()
+    if lower.endswith(FACEMESH_SUFFIX):
+        try:
+            check_facemesh(data)
+        except MediaError as exc:
+            if exc.code != Code.FACEMESH_TOO_LARGE:
+                raise
+            notes.append(f"{exc.message}; sent, the bridge will reject it")
+        return [(data, FACEMESH_CONTENT_TYPE, MediaKind.FACEMESH)]
+    if lower.endswith(ENVELOPE_SUFFIX):
+        try:
+            envelope: Any = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise _Skip(f"not valid JSON: {exc.msg} at char {exc.pos}") from None
+        if not isinstance(envelope, dict):
+            raise _Skip("a Hume request envelope must be a JSON object")
+        return [(data, ENVELOPE_CONTENT_TYPE, MediaKind.ENVELOPE)]
+
+    content_type = sniff(data)
+    kind = kind_of(content_type) if content_type else None
+    if content_type is None or kind is None:
+        raise _Skip(
+            "not a recognised media type (expected WAV, MP3, MP4, WebM, PNG, JPEG, GIF, WebP or text)"
+        )
+    if kind is MediaKind.TEXT:
+        text = decode_text(data)
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+        values = [line for line in lines if line.strip()]
+        long_lines = sum(1 for line in values if len(line) > TEXT_LIMIT_CHARS)
+        if long_lines:
+            notes.append(
+                f"{long_lines} line(s) over the {TEXT_LIMIT_CHARS:,}-character limit; sent, the bridge will "
+                "reject them"
+            )
+        return [(line.encode(), content_type, kind) for line in values]
+    if kind is MediaKind.IMAGE:
+        image = inspect_image(data)
+        if max(image.width, image.height) > IMAGE_LIMIT_PX:
+            notes.append(
+                f"{image.width} x {image.height} px is over the {IMAGE_LIMIT_PX} x {IMAGE_LIMIT_PX} limit; "
+                "sent, the bridge will reject it"
+            )
+        return [(data, content_type, kind)]
+    if content_type == "audio/wav":
+        chunks = split_wav(data, chunk_ms)
+        if not chunks:
+            raise _Skip("the WAV holds no audio frames")
+        return [(chunk, content_type, kind) for chunk in chunks]
+    # Other audio and video: one record each; they cannot be cut without decoding.
+    info = inspect_audio(data, content_type)
+    if kind is MediaKind.AUDIO and info.duration_ms is not None and info.duration_ms > AUDIO_LIMIT_MS:
+        notes.append(
+            f"{info.duration_ms / 1000:.1f} s of {info.container.upper()} is over the {AUDIO_LIMIT_MS} ms "
+            "limit and cannot be split without decoding; sent as one record, the bridge will reject it"
+        )
+    return [(data, content_type, kind)]
+
+
+def plan_records(
+    files: Iterable[tuple[PurePath, bytes]],
+    *,
+    chunk_ms: float = DEFAULT_CHUNK_MS,
+    key: str | None = None,
+    models: Mapping[str, Any] | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> Plan:
+    """Turn files (name and bytes) into the records a producer of the bridge would send.
+
+    - WAV audio: cut into complete WAVs of at most ``chunk_ms`` (whole sample frames), in order;
+    - other audio and video: one record each (they cannot be cut without decoding);
+    - images: one record each; text: one record per non-empty line (UTF-8);
+    - ``*.facemesh.json``: one facemesh record; ``*.hume.json``: one Hume request envelope, as given.
+
+    Every record of a file has the same key: ``key`` if given, else :func:`default_key`. Headers:
+    ``content-type`` (sniffed, or the facemesh/envelope type), ``hume-models`` when ``models`` is given,
+    then ``headers`` (which replace the first two by name). A file that yields nothing is a problem;
+    anything over a Hume limit is still planned (the bridge decides) and noted.
+    """
+    models_header = orjson.dumps(models) if models is not None else None
+    plan = Plan()
+    for path, data in files:
+        notes: list[str] = []
+        try:
+            planned = _plan_file(path, data, chunk_ms, notes)
+        except (_Skip, MediaError) as exc:
+            reason = exc.message if isinstance(exc, MediaError) else str(exc)
+            plan.problems.append(f"{path}: {reason}")
+            continue
+        stream_key = (key if key is not None else default_key(path)).encode()
+        for value, content_type, kind in planned:
+            record_headers = _headers(content_type, models_header, headers)
+            plan.records.append(Record(stream_key, value, record_headers, kind, str(path)))
+        plan.notes.extend(f"{path}: {note}" for note in notes)
+    return plan
+
+
+# --------------------------------------------------------------------------------------------------------
+# The command: arguments, file walking and sending.
+
+DESCRIPTION = "Feed media files into the bridge's input topic as a producer would."
+
+EPILOG = f"""\
+how files become records (the content type is sniffed from the bytes):
+  WAV audio        split into complete WAV files of at most --chunk-ms each (whole sample frames), in order
+  other audio,     one record per file: MP3, MP4/M4A, WebM, FLAC and Ogg cannot be split without decoding,
+  and video        so keep audio under Hume's {AUDIO_LIMIT_MS} ms limit yourself
+  images           one record per file (PNG, JPEG, GIF, WebP)
+  text             one record per non-empty line (UTF-8)
+  *{FACEMESH_SUFFIX}  one {FACEMESH_CONTENT_TYPE} record
+  *{ENVELOPE_SUFFIX}      one {ENVELOPE_CONTENT_TYPE} record (a complete Hume request, forwarded as given)
+
+All records of a file share one key (one file = one stream): --key, or the file name without extension.
+Directories are walked recursively, hidden files skipped. A file that cannot be read, recognised or sent is
+reported on stderr and the exit code is 1; every other file is still sent.
+"""
+
+
+def default_bootstrap(env: Mapping[str, str]) -> str:
+    """``$BRIDGE_KAFKA_BOOTSTRAP``, else localhost:9092."""
+    return env.get("BRIDGE_KAFKA_BOOTSTRAP", "").strip() or DEFAULT_BOOTSTRAP
+
+
+def default_topic(env: Mapping[str, str]) -> str:
+    """The first of ``$BRIDGE_INPUT_TOPICS`` (comma-separated), else hume.media."""
+    topics = [t.strip() for t in env.get("BRIDGE_INPUT_TOPICS", "").split(",")]
+    return next((t for t in topics if t), DEFAULT_TOPIC)
+
+
+def _models_arg(text: str) -> dict[str, Any]:
+    try:
+        value: Any = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg} at char {exc.pos}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object such as '{\"prosody\": {}}'")
+    return value
+
+
+def _header_arg(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    return name.strip(), value
+
+
+def _chunk_ms_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= AUDIO_LIMIT_MS:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {AUDIO_LIMIT_MS} (Hume's audio limit)")
+    return value
+
+
+def _timeout_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="media files or directories")
+    parser.add_argument(
+        "--bootstrap",
+        help=f"Kafka bootstrap servers (default: $BRIDGE_KAFKA_BOOTSTRAP or {DEFAULT_BOOTSTRAP})",
+    )
+    parser.add_argument(
+        "--topic", help=f"input topic (default: the first of $BRIDGE_INPUT_TOPICS, or {DEFAULT_TOPIC})"
+    )
+    parser.add_argument(
+        "--key", help="stream key for every record (default: each file's name without extension)"
+    )
+    parser.add_argument(
+        "--models",
+        type=_models_arg,
+        metavar="JSON",
+        help="hume-models header, a JSON object such as '{\"prosody\": {}}' "
+        "(default: the bridge's per media kind)",
+    )
+    parser.add_argument(
+        "--header",
+        dest="headers",
+        type=_header_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra header, repeatable; replaces content-type or hume-models if it names them",
+    )
+    parser.add_argument(
+        "--chunk-ms",
+        type=_chunk_ms_arg,
+        default=DEFAULT_CHUNK_MS,
+        metavar="MS",
+        help=f"longest WAV chunk in milliseconds (default: {DEFAULT_CHUNK_MS:g}, at most {AUDIO_LIMIT_MS})",
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=_timeout_arg,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"deadline to connect, and for each file's records to be acknowledged "
+        f"(default: {DEFAULT_TIMEOUT_S:g})",
+    )
+
+
+def _is_hidden(relative: PurePath) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """The files named, directories walked recursively in sorted order (hidden entries skipped), and a
+    problem for each path that does not exist."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(f for f in path.rglob("*") if f.is_file() and not _is_hidden(f.relative_to(path)))
+            )
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    return files, problems
+
+
+def _summary(counts: Counter[MediaKind], sent_bytes: int, topic: str, failed: int) -> str:
+    records = sum(counts.values())
+    kinds = ", ".join(f"{kind} {counts[kind]}" for kind in MediaKind if counts[kind])
+    line = f"sent {records} record{'' if records == 1 else 's'} ({sent_bytes:,} bytes) to {topic}"
+    if kinds:
+        line += f": {kinds}"
+    if failed:
+        line += f"; {failed} file{'' if failed == 1 else 's'} not sent (see above)"
+    return line
+
+
+async def _deliver(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[Record]
+) -> tuple[list[Record], str | None]:
+    """Send one file's records in order and wait for the broker to acknowledge them (acks=all).
+
+    Returns the acknowledged records and the first failure. Sending stops at a record the producer refuses
+    outright (e.g. too large): the stream's later records would otherwise arrive with a gap before them.
+    """
+    pending: list[asyncio.Future[Any]] = []
+    refused: KafkaError | None = None
+    try:
+        for record in records:
+            pending.append(
+                await producer.send(topic, record.value, key=record.key, headers=list(record.headers))
+            )
+    except KafkaError as exc:
+        refused = exc
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    # results line up with the first len(results) records: those that were handed to the producer.
+    sent = zip(records[: len(results)], results, strict=True)
+    acked = [record for record, result in sent if not isinstance(result, BaseException)]
+    failure = next((r for r in results if isinstance(r, BaseException)), refused)
+    return acked, ((str(failure) or type(failure).__name__) if failure is not None else None)
+
+
+async def _produce(args: argparse.Namespace) -> int:
+    bootstrap: str = args.bootstrap or default_bootstrap(os.environ)
+    topic: str = args.topic or default_topic(os.environ)
+    timeout_s: float = args.timeout_s
+
+    def report(level: str, message: str) -> None:
+        print(f"{level}: {message}", file=sys.stderr)
+
+    files, problems = expand_paths(args.paths)
+    for problem in problems:
+        report("error", problem)
+    failed = len(problems)
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="hume-bridge-produce")
+    try:
+        async with asyncio.timeout(timeout_s):
+            await producer.start()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        report("error", f"cannot connect to Kafka at {bootstrap}: {str(exc) or type(exc).__name__}")
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout_s):
+                await producer.stop()
+        return 1
+
+    counts: Counter[MediaKind] = Counter()
+    sent_bytes = 0
+    try:
+        for index, path in enumerate(files):
+            try:
+                data = await asyncio.to_thread(path.read_bytes)
+            except OSError as exc:
+                report("error", f"{path}: cannot read: {exc.strerror or exc}")
+                failed += 1
+                continue
+            plan = plan_records(
+                [(path, data)], chunk_ms=args.chunk_ms, key=args.key, models=args.models, headers=args.headers
+            )
+            del data
+            for note in plan.notes:
+                report("note", note)
+            for problem in plan.problems:
+                report("error", problem)
+            failed += len(plan.problems)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    acked, error = await _deliver(producer, topic, plan.records)
+            except TimeoutError:
+                left = len(files) - index - 1
+                report(
+                    "error",
+                    f"{path}: not acknowledged by {bootstrap} within {timeout_s:g} s; stopping with "
+                    f"{left} more file{'' if left == 1 else 's'} unsent",
+                )
+                failed += 1 + left
+                break
+            counts.update(record.kind for record in acked)
+            sent_bytes += sum(len(record.value) for record in acked)
+            if error is not None:
+                report("error", f"{path}: {len(acked)} of {len(plan.records)} records sent; {error}")
+                failed += 1
+    finally:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await producer.stop()
+        except TimeoutError:
+            report("error", f"the producer did not close within {timeout_s:g} s")
+    print(_summary(counts, sent_bytes, topic, failed))
+    return 1 if failed else 0
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_produce(args))
+    except KeyboardInterrupt:
+        return 130
