@@ -1,0 +1,1 @@
+"""The upstream side: Hume's streaming protocols behind one adapter interface."""

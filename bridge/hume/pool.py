@@ -1,0 +1,298 @@
+"""A pool of reconnecting Hume v0 WebSocket sessions.
+
+Each session is one connection with one reader that routes replies by ``payload_id`` and one writer fed
+by a bounded queue. A session reconnects with jittered exponential backoff (never all at once: the pool
+shares one handshake rate limiter), is recycled before Hume's one-minute close once it has no request in
+flight, and reports its state changes to the pipeline. Refused keys and an unreachable Hume are reported
+as outages, not as failures of the requests waiting for them.
+
+    Pipeline ──send()──▶ writer queue ──▶ socket ──▶ Hume
+    Pipeline ◀─reply()── reader ◀───────── socket ◀── Hume
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from bridge.config import HumeConfig, RetryConfig
+from bridge.core.backoff import Backoff, RateLimiter
+from bridge.core.model import Work
+from bridge.errors import ConnectionLost, SessionClosed, UpstreamError
+from bridge.hume import v0_protocol as v0
+from bridge.metrics import Metrics
+
+log = structlog.get_logger("bridge.hume")
+
+REFUSED_STATUSES = (401, 403)
+
+
+class PoolEvents(Protocol):
+    """What the pool tells the pipeline. Called on the event loop, never concurrently."""
+
+    def session_up(self, sid: int) -> None: ...
+
+    def session_down(self, sid: int) -> None: ...
+
+    def reply(self, sid: int, work: Work, reply: dict[str, Any]) -> None: ...
+
+    def lost(self, sid: int, works: list[Work], error: UpstreamError) -> None: ...
+
+    def upstream_outage(self, reason: str, detail: str) -> None: ...
+
+    def upstream_healthy(self) -> None: ...
+
+
+@dataclass(eq=False)
+class _Session:
+    sid: int
+    state: str = "connecting"  # connecting | idle | busy | backoff | closed
+    ws: ClientConnection | None = None
+    inflight: dict[str, Work] = field(default_factory=dict)
+    outbox: asyncio.Queue[tuple[Work, bytes]] | None = None
+    opened_at: float = 0.0
+    draining: bool = False  # no new requests: recycle once the in-flight ones are answered
+
+
+class SessionPool:
+    """``size`` sessions, each allowing ``requests_per_session`` requests in flight."""
+
+    def __init__(
+        self,
+        hume: HumeConfig,
+        retry: RetryConfig,
+        events: PoolEvents,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rnd: random.Random | None = None,
+    ) -> None:
+        self.cfg = hume
+        self.events = events
+        self.metrics = metrics
+        self.clock = clock
+        self.rnd = rnd or random.Random()
+        self.reconnect = Backoff(retry.reconnect_initial_s, retry.reconnect_max_s)
+        self.probe = Backoff(retry.outage_probe_initial_s, retry.outage_probe_max_s)
+        self.limiter = RateLimiter(hume.handshake_rate_per_s)
+        self.sessions = [_Session(i) for i in range(hume.pool_size)]
+        self._closing = False
+        self._wake: dict[int, asyncio.Event] = {}
+        self._refused = 0  # sessions whose last handshake was refused or could not connect
+
+    # -- what the pipeline calls ----------------------------------------------------------------------
+    def free(self) -> dict[int, int]:
+        """Session -> free request slots, for usable sessions only."""
+        cap = self.cfg.requests_per_session
+        return {
+            s.sid: cap - len(s.inflight)
+            for s in self.sessions
+            if s.ws is not None and not s.draining and s.state in ("idle", "busy") and len(s.inflight) < cap
+        }
+
+    def usable(self) -> int:
+        return sum(1 for s in self.sessions if s.ws is not None and s.state in ("idle", "busy"))
+
+    def send(self, sid: int, work: Work, reset_stream: bool) -> None:
+        """Queue ``work`` on session ``sid`` (which ``free()`` offered)."""
+        session = self.sessions[sid]
+        assert work.request is not None
+        assert session.outbox is not None
+        frame = v0.encode_request(work.request.body, work.payload_id, reset_stream)
+        session.inflight[work.payload_id] = work
+        session.outbox.put_nowait((work, frame))
+        self._set_state(session, "busy")
+        self.metrics.usage_bytes_sent_total.inc(len(frame))
+
+    async def close(self) -> None:
+        """Close every session (in-flight requests are reported lost as closed by us)."""
+        self._closing = True
+        for session in self.sessions:
+            if session.ws is not None:
+                with contextlib.suppress(Exception):
+                    await session.ws.close()
+        for event in self._wake.values():
+            event.set()
+
+    # -- the sessions ---------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run every session until :meth:`close`."""
+        async with asyncio.TaskGroup() as tg:
+            for session in self.sessions:
+                self._wake[session.sid] = asyncio.Event()
+                tg.create_task(self._run_session(session), name=f"hume-session-{session.sid}")
+
+    async def _run_session(self, s: _Session) -> None:
+        failures = 0
+        refused = False
+        while not self._closing:
+            wait = self.limiter.take(self.clock())
+            if wait > 0:
+                await self._sleep(s, wait)
+                if self._closing:
+                    break
+            self._set_state(s, "connecting")
+            outcome = await self._connect(s)
+            if outcome is None:
+                failures = 0
+                if refused:
+                    refused = False
+                    self._refused -= 1
+                self.events.upstream_healthy()
+                reason = await self._serve(s)
+                if self._closing:
+                    break
+                self.metrics.reconnects_total.labels(reason=reason).inc()
+                if reason == "recycled":
+                    continue
+                delay = self.reconnect.delay(0, self.rnd)
+            else:
+                kind, detail = outcome
+                failures += 1
+                self.metrics.reconnects_total.labels(
+                    reason="refused" if kind == "refused" else "handshake_failed"
+                ).inc()
+                if kind in ("refused", "unreachable"):
+                    if not refused:
+                        refused = True
+                        self._refused += 1
+                    if self.usable() == 0:
+                        outage = "key_refused" if kind == "refused" else "unreachable"
+                        self.events.upstream_outage(outage, detail)
+                    delay = self.probe.delay(failures - 1, self.rnd)
+                else:
+                    delay = self.reconnect.delay(failures - 1, self.rnd)
+            self._set_state(s, "backoff")
+            await self._sleep(s, delay)
+        self._set_state(s, "closed")
+
+    async def _sleep(self, s: _Session, seconds: float) -> None:
+        event = self._wake[s.sid]
+        event.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()
+
+    async def _connect(self, s: _Session) -> tuple[str, str] | None:
+        """Open the connection; on failure returns (kind, detail) with kind refused|unreachable|transient."""
+        headers = {"X-Hume-Api-Key": self.cfg.api_key.reveal()}
+        try:
+            async with asyncio.timeout(self.cfg.connect_timeout_s):
+                s.ws = await connect(
+                    self.cfg.url,
+                    additional_headers=headers,
+                    max_size=self.cfg.max_frame_bytes,
+                    compression=None,
+                    open_timeout=None,
+                    ping_interval=None,
+                    close_timeout=2,
+                    max_queue=64,
+                )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            log.warning("hume_handshake_refused", session=s.sid, status=status)
+            if status in REFUSED_STATUSES:
+                return "refused", f"HTTP {status} at the handshake"
+            return "transient", f"HTTP {status} at the handshake"
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            log.warning("hume_connect_failed", session=s.sid, error=type(exc).__name__)
+            return "unreachable", type(exc).__name__
+        s.opened_at = self.clock()
+        s.draining = False
+        s.outbox = asyncio.Queue(maxsize=max(1, self.cfg.requests_per_session) * 2)
+        return None
+
+    async def _serve(self, s: _Session) -> str:
+        """Carry requests and replies until the connection ends; returns the reconnect reason."""
+        ws = s.ws
+        assert ws is not None
+        self._set_state(s, "idle")
+        self.events.session_up(s.sid)
+        log.info("hume_session_open", session=s.sid)
+        reason = "dropped"
+        error: UpstreamError = ConnectionLost("connection dropped")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                writer = tg.create_task(self._writer(s, ws), name=f"hume-writer-{s.sid}")
+                reason, error = await self._reader(s, ws)
+                writer.cancel()
+        finally:
+            s.ws = None
+            with contextlib.suppress(Exception):
+                await ws.close()
+            lost = list(s.inflight.values())
+            s.inflight.clear()
+            s.outbox = None
+            self.events.session_down(s.sid)
+            if lost:
+                self.events.lost(s.sid, lost, error if not self._closing else SessionClosed("closing"))
+            log.info("hume_session_closed", session=s.sid, reason=reason, lost=len(lost))
+        return reason
+
+    async def _writer(self, s: _Session, ws: ClientConnection) -> None:
+        outbox = s.outbox
+        assert outbox is not None
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                _, frame = await outbox.get()
+                await ws.send(frame, text=True)
+
+    async def _reader(self, s: _Session, ws: ClientConnection) -> tuple[str, UpstreamError]:
+        timeout_s = self.cfg.reply_timeout_s
+        max_age = self.cfg.session_max_age_s
+        while True:
+            now = self.clock()
+            if not s.inflight and (s.draining or now - s.opened_at >= max_age):
+                return "recycled", SessionClosed("recycled")
+            if now - s.opened_at >= max_age:
+                s.draining = True
+            if s.inflight:
+                oldest = min(w.sent_at for w in s.inflight.values())
+                wait = min(oldest + timeout_s - now, 1.0)
+                if wait <= 0:
+                    return "reply_timeout", ConnectionLost(f"no reply within {timeout_s:g}s")
+            else:
+                wait = min(max_age - (now - s.opened_at), 1.0)
+            try:
+                async with asyncio.timeout(max(wait, 0.001)):
+                    message = await ws.recv()
+            except TimeoutError:
+                continue
+            except ConnectionClosed as exc:
+                if exc.rcvd is not None and not s.inflight:
+                    return "idle_timeout", ConnectionLost(f"closed by Hume ({exc.rcvd.code})")
+                code = exc.rcvd.code if exc.rcvd is not None else 1006
+                return "dropped", ConnectionLost(f"connection closed ({code})")
+            self._route(s, message)
+
+    def _route(self, s: _Session, message: str | bytes) -> None:
+        reply = v0.parse_frame(message)
+        if reply is None:
+            log.warning("hume_unreadable_reply", session=s.sid)
+            return
+        pid = v0.reply_payload_id(reply)
+        work = s.inflight.pop(pid, None) if pid is not None else None
+        if work is None and pid is None and len(s.inflight) == 1:
+            work = s.inflight.popitem()[1]
+        if work is None:
+            log.warning("hume_reply_unmatched", session=s.sid, has_payload_id=pid is not None)
+            return
+        if not s.inflight:
+            self._set_state(s, "idle")
+        self.events.reply(s.sid, work, reply)
+
+    def _set_state(self, s: _Session, state: str) -> None:
+        if s.state == state:
+            return
+        self.metrics.sessions.labels(state=s.state).dec()
+        self.metrics.sessions.labels(state=state).inc()
+        s.state = state

@@ -1,0 +1,71 @@
+"""The Kafka sink: where an outcome leaves the bridge and is acknowledged (acks=all).
+
+Idempotence ``auto`` asks for it and falls back, with a warning log and a metric, when the broker refuses
+producer ids; ``on`` makes that refusal fatal; ``off`` never asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from bridge.config import KafkaConfig
+from bridge.core.outputs import OutputRecord
+from bridge.metrics import Metrics
+from bridge.source import client_options
+
+log = structlog.get_logger("bridge.sink")
+
+
+class Sink:
+    def __init__(self, cfg: KafkaConfig, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.producer: AIOKafkaProducer | None = None
+        self.idempotent = False
+
+    def _producer(self, idempotent: bool) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **client_options(self.cfg),
+            acks="all",
+            enable_idempotence=idempotent,
+            linger_ms=self.cfg.linger_ms,
+            max_batch_size=1024 * 1024,
+            max_request_size=16 * 1024 * 1024,
+            request_timeout_ms=30_000,
+        )
+
+    async def start(self) -> None:
+        mode = self.cfg.idempotence
+        if mode != "off":
+            producer = self._producer(True)
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                await producer.stop()
+                if mode == "on":
+                    raise
+                log.warning("producer_idempotence_refused", error=type(exc).__name__, fallback="acks=all")
+                self.metrics.idempotence_disabled.set(1)
+            else:
+                self.producer, self.idempotent = producer, True
+                return
+        producer = self._producer(False)
+        await producer.start()
+        self.producer = producer
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    async def send(self, records: Sequence[OutputRecord]) -> list[asyncio.Future[Any]]:
+        """Hand records to the producer in order; the futures resolve when the broker acknowledged them."""
+        producer = self.producer
+        assert producer is not None
+        return [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]

@@ -1,0 +1,227 @@
+"""Helpers for integration tests: configuration, a bridge running in-process or as a subprocess,
+producing input records and collecting outcome records from the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bridge.app import Bridge
+from bridge.config import Config, load
+from bridge.embedded import free_port
+from bridge.metrics import Metrics
+
+API_KEY = "test-key-0123456789"
+
+
+@dataclass
+class Topics:
+    media: str
+    predictions: str
+    errors: str
+    warnings: str
+    group: str = field(default_factory=lambda: f"g-{uuid.uuid4().hex[:10]}")
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self.predictions, self.errors, self.warnings]
+
+
+async def make_topics(new_topic: Callable[..., Any], partitions: int = 4) -> Topics:
+    return Topics(
+        media=await new_topic("media", partitions),
+        predictions=await new_topic("pred", partitions),
+        errors=await new_topic("err", partitions),
+        warnings=await new_topic("warn", partitions),
+    )
+
+
+def bridge_env(bootstrap: str, hume_url: str, topics: Topics, **overrides: str) -> dict[str, str]:
+    env = {
+        "HUME_API_KEY": API_KEY,
+        "BRIDGE_HUME_URL": hume_url,
+        "BRIDGE_KAFKA_BOOTSTRAP": bootstrap,
+        "BRIDGE_GROUP_ID": topics.group,
+        "BRIDGE_INPUT_TOPICS": topics.media,
+        "BRIDGE_PREDICTIONS_TOPIC": topics.predictions,
+        "BRIDGE_ERRORS_TOPIC": topics.errors,
+        "BRIDGE_WARNINGS_TOPIC": topics.warnings,
+        "BRIDGE_HTTP_HOST": "127.0.0.1",
+        "BRIDGE_HTTP_PORT": "0",
+        "BRIDGE_POOL_SIZE": "8",
+        "BRIDGE_COMMIT_INTERVAL_S": "0.2",
+        "BRIDGE_RECONNECT_BACKOFF_INITIAL_S": "0.05",
+        "BRIDGE_RECONNECT_BACKOFF_MAX_S": "0.5",
+        "BRIDGE_RETRY_BACKOFF_INITIAL_S": "0.02",
+        "BRIDGE_RETRY_BACKOFF_MAX_S": "0.2",
+        "BRIDGE_OUTAGE_PROBE_INITIAL_S": "0.1",
+        "BRIDGE_OUTAGE_PROBE_MAX_S": "0.5",
+        "BRIDGE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "BRIDGE_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    }
+    env.update(overrides)
+    return env
+
+
+def bridge_config(bootstrap: str, hume_url: str, topics: Topics, **overrides: str) -> Config:
+    return load(bridge_env(bootstrap, hume_url, topics, **overrides))
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(config: Config, metrics: Metrics | None = None) -> AsyncIterator[Bridge]:
+    """A bridge running in this event loop until the block ends (then drained and stopped)."""
+    bridge = Bridge(config, metrics)
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(bridge.run(stop))
+        try:
+            await wait_for(lambda: bridge.http is not None and bridge.joined, 30, "bridge joined its group")
+            yield bridge
+        finally:
+            stop.set()
+            async with asyncio.timeout(60):
+                await task
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Wait for a condition with a deadline (polling: the condition is about another component)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}")
+        await asyncio.sleep(0.02)
+
+
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+async def produce(bootstrap: str, topic: str, records: Iterable[Record]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    n = 0
+    try:
+        futures = []
+        for key, value, headers in records:
+            futures.append(await producer.send(topic, value, key=key, headers=headers))
+            n += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return n
+
+
+@dataclass
+class Out:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: dict[str, Any]
+    headers: dict[str, bytes]
+
+
+class Collector:
+    """Reads output topics from the beginning with an assign-based consumer."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.records: list[Out] = []
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> Collector:
+        c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        await c.start()
+        tps = []
+        for t in self.topics:
+            parts = c.partitions_for_topic(t)
+            if parts is None:
+                await c._client.force_metadata_update()
+                parts = c.partitions_for_topic(t) or set()
+            tps += [TopicPartition(t, p) for p in parts]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        self._consumer = c
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self) -> None:
+        assert self._consumer is not None
+        batch = await self._consumer.getmany(timeout_ms=100, max_records=5000)
+        for tp, msgs in batch.items():
+            for m in msgs:
+                self.records.append(
+                    Out(tp.topic, tp.partition, m.offset, m.key, orjson.loads(m.value), dict(m.headers))
+                )
+
+    async def until(self, predicate: Callable[[list[Out]], bool], timeout_s: float, what: str) -> list[Out]:
+        deadline = time.monotonic() + timeout_s
+        while not predicate(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout_s}s waiting for: {what} (have {len(self.records)})"
+                )
+            await self.poll()
+        return self.records
+
+    def on(self, topic: str) -> list[Out]:
+        return [r for r in self.records if r.topic == topic]
+
+
+def outcomes(records: list[Out], topics: Topics) -> list[Out]:
+    return [r for r in records if r.topic in (topics.predictions, topics.errors)]
+
+
+def outcome_sources(records: list[Out], topics: Topics) -> list[str]:
+    return [r.headers["hume-source"].decode() for r in outcomes(records, topics)]
+
+
+class BridgeProcess:
+    """``hume-bridge run`` as a subprocess with its output captured to a file."""
+
+    def __init__(self, env: Mapping[str, str], log_path: str) -> None:
+        self.env = {**os.environ, **env}
+        self.http_port = free_port()
+        self.env["BRIDGE_HTTP_PORT"] = str(self.http_port)
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BridgeProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        return self
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        out = []
+        with open(self.log_path, "rb") as fh:
+            for line in fh:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    obj = orjson.loads(line)
+                    if isinstance(obj, dict):
+                        out.append(obj)
+        return out
+
+    def has_event(self, event: str) -> bool:
+        return any(line.get("event") == event for line in self.log_lines())
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
