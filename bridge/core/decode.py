@@ -4,7 +4,6 @@ specific code and no Hume call. Pure: no I/O, no clock (``now`` is passed in).""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,6 +125,7 @@ def _request(value: bytes | None, headers: dict[str, bytes], settings: DecodeSet
         raise MediaError(Code.INVALID_MODELS, f"no models configured for {kind.value}")
     body: dict[str, Any] = {"models": models}
     usage: Usage
+    media_bytes: bytes | None = None  # base64-encoded only when sent, so buffered records stay raw
     if kind is MediaKind.TEXT:
         text = media.decode_text(value)
         if len(text) > media.TEXT_LIMIT_CHARS:
@@ -137,7 +137,7 @@ def _request(value: bytes | None, headers: dict[str, bytes], settings: DecodeSet
         usage = Usage("text", text_chars=len(text))
     elif kind is MediaKind.FACEMESH:
         media.check_facemesh(value)
-        body["data"] = value.decode("utf-8")
+        media_bytes = value  # landmarks JSON, sent base64-encoded like any media
         usage = Usage("facemesh")
     elif kind is MediaKind.IMAGE:
         info = media.inspect_image(value)
@@ -147,7 +147,7 @@ def _request(value: bytes | None, headers: dict[str, bytes], settings: DecodeSet
                 f"image is {info.width} x {info.height} px, over Hume's "
                 f"{media.IMAGE_LIMIT_PX} x {media.IMAGE_LIMIT_PX}",
             )
-        body["data"] = base64.b64encode(value).decode("ascii")
+        media_bytes = value
         usage = Usage("image", images=1)
     elif kind is MediaKind.AUDIO:
         audio = media.inspect_audio(value, content_type)
@@ -157,17 +157,17 @@ def _request(value: bytes | None, headers: dict[str, bytes], settings: DecodeSet
                 f"audio lasts {audio.duration_ms:.0f} ms, over Hume's {media.AUDIO_LIMIT_MS} ms: "
                 "split it into shorter chunks",
             )
-        body["data"] = base64.b64encode(value).decode("ascii")
+        media_bytes = value
         usage = Usage("audio", audio_s=(audio.duration_ms or 0.0) / 1000.0)
     else:  # video
-        body["data"] = base64.b64encode(value).decode("ascii")
+        media_bytes = value
         usage = Usage("video", images=1)
     audio_context = bool(AUDIO_MODELS & set(models)) and kind in (MediaKind.AUDIO, MediaKind.VIDEO)
     if audio_context and window is not None:
         body["stream_window_ms"] = window
     if settings.job_details:
         body["job_details"] = True
-    return Request(body, tuple(models), audio_context, reset, usage)
+    return Request(body, tuple(models), audio_context, reset, usage, media_bytes)
 
 
 def _content_type(value: bytes, headers: dict[str, bytes]) -> str:

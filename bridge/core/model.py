@@ -59,7 +59,8 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A payload ready for Hume: the v0 request fields except ``payload_id`` and ``reset_stream``.
+    """A payload ready for Hume: the v0 request fields except ``payload_id`` and ``reset_stream`` (and
+    ``data`` when it is binary media, kept raw in ``media`` until the frame is built).
 
     ``audio_context`` is true when Hume keeps audio context for it (audio models on audio or video), which
     is what ties its stream to one session.
@@ -70,6 +71,7 @@ class Request:
     audio_context: bool
     reset_stream: bool
     usage: Usage
+    media: bytes | None = None  # raw media for ``data``, base64-encoded into the frame at send time
 
 
 @dataclass(frozen=True, slots=True)

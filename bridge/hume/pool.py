@@ -107,7 +107,7 @@ class SessionPool:
         session = self.sessions[sid]
         assert work.request is not None
         assert session.outbox is not None
-        frame = v0.encode_request(work.request.body, work.payload_id, reset_stream)
+        frame = v0.encode_request(work.request.body, work.payload_id, reset_stream, work.request.media)
         session.inflight[work.payload_id] = work
         session.outbox.put_nowait((work, frame))
         self._set_state(session, "busy")
@@ -116,12 +116,13 @@ class SessionPool:
     async def close(self) -> None:
         """Close every session (in-flight requests are reported lost as closed by us)."""
         self._closing = True
-        for session in self.sessions:
-            if session.ws is not None:
-                with contextlib.suppress(Exception):
-                    await session.ws.close()
         for event in self._wake.values():
             event.set()
+        sockets = [s.ws for s in self.sessions if s.ws is not None]
+        if sockets:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3.0):
+                    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
     # -- the sessions ---------------------------------------------------------------------------------
     async def run(self) -> None:

@@ -7,6 +7,7 @@ predictions ``{"payload_id", "<model>": {...}}``, error ``{"error", "code"}``, w
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,16 @@ OUT_OF_CREDITS = "E0300"
 MODEL_NAMES = ("face", "language", "prosody", "burst", "facemesh")
 
 
-def encode_request(body: dict[str, Any], payload_id: str, reset_stream: bool) -> bytes:
-    """The JSON text frame for one payload."""
+def encode_request(
+    body: dict[str, Any], payload_id: str, reset_stream: bool, media: bytes | None = None
+) -> bytes:
+    """The JSON text frame for one payload; ``media`` (raw bytes) becomes the base64 ``data`` field."""
+    frame = {**body, "payload_id": payload_id}
+    if media is not None:
+        frame["data"] = base64.b64encode(media).decode("ascii")
     if reset_stream:
-        return orjson.dumps({**body, "payload_id": payload_id, "reset_stream": True})
-    return orjson.dumps({**body, "payload_id": payload_id})
+        frame["reset_stream"] = True
+    return orjson.dumps(frame)
 
 
 @dataclass(frozen=True, slots=True)

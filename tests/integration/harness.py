@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -220,6 +221,13 @@ class BridgeProcess:
 
     def has_event(self, event: str) -> bool:
         return any(line.get("event") == event for line in self.log_lines())
+
+    async def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, then wait for the exit code without blocking the event loop."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.to_thread(self.proc.wait, timeout_s)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

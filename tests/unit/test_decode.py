@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import struct
 import wave
@@ -60,7 +59,8 @@ def test_good_media_of_each_kind_becomes_a_request_with_default_models() -> None
     audio = decode(rec(wav(1.0), {"content-type": b"audio/wav"}), SETTINGS, 0.0)
     assert audio.request is not None
     assert audio.request.body["models"] == {"prosody": {}}
-    assert base64.b64decode(audio.request.body["data"]) == wav(1.0)
+    assert audio.request.media == wav(1.0)
+    assert "data" not in audio.request.body
     assert audio.request.audio_context
     assert audio.payload_id == "media/3/42"
     image = decode(rec(png()), SETTINGS, 0.0)  # sniffed

@@ -1,0 +1,214 @@
+"""``hume-bridge demo``: the whole pipeline on this machine, with nothing to set up.
+
+Starts the embedded Kafka-protocol broker and the Hume emulator on free loopback ports, creates the
+topics, runs the bridge, feeds it generated sample media (audio chunks, images, text, one deliberately
+broken record) with a progress bar, prints a readable summary of predictions, errors and warnings, shuts
+everything down and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import secrets
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bridge import log as log_mod
+from bridge import samples
+from bridge.app import Bridge
+from bridge.config import load
+from bridge.embedded import EmbeddedBroker
+
+TOPICS = ("hume.media", "hume.predictions", "hume.errors", "hume.warnings")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--streams", type=int, default=12, help="number of streams (keys) to generate")
+    parser.add_argument("--records", type=int, default=10, help="records per stream")
+    parser.add_argument("--timeout-s", type=float, default=120.0, help="give up after this long")
+
+
+def sample_records(streams: int, per_stream: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """Audio calls, camera frames and chat lines, plus one silent chunk, one blank frame (warnings) and
+    one broken WAV (an error outcome)."""
+    out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+    for s in range(streams):
+        kind = ("call", "camera", "chat")[s % 3]
+        key = f"{kind}-{s:02d}".encode()
+        for i in range(per_stream):
+            seed = s * 1000 + i
+            if kind == "call":
+                value, ctype = samples.wav(2.0, freq_hz=180.0 + 20 * (i % 7), seed=seed), b"audio/wav"
+                headers = [("content-type", ctype), ("hume-models", b'{"prosody": {}, "burst": {}}')]
+            elif kind == "camera":
+                value, ctype = samples.jpeg(96, 96, seed=seed), b"image/jpeg"
+                headers = [("content-type", ctype)]
+            else:
+                value, ctype = samples.text(10, seed=seed).encode(), b"text/plain"
+                headers = [("content-type", ctype)]
+            out.append((key, value, headers))
+    out.append((b"call-silent", samples.wav(1.0, amplitude=0.0), [("content-type", b"audio/wav")]))
+    out.append((b"camera-blank", samples.png(64, 64, uniform=True), [("content-type", b"image/png")]))
+    out.append((b"call-broken", samples.wav(1.0)[:60], [("content-type", b"audio/wav")]))
+    return out
+
+
+def top_emotion(models: dict[str, Any]) -> str:
+    best: tuple[float, str, str] | None = None
+    for name, obj in models.items():
+        if not isinstance(obj, dict):
+            continue
+        for pred in obj.get("predictions") or []:
+            for emo in pred.get("emotions") or []:
+                score = float(emo.get("score", 0.0))
+                if best is None or score > best[0]:
+                    best = (score, emo.get("name", "?"), name)
+    return "-" if best is None else f"{best[1]} ({best[2]}, {best[0]:.2f})"
+
+
+async def run_demo(args: argparse.Namespace, console: Console) -> int:
+    from bridge.emulator import Emulator  # the demo, not the bridge, needs the emulator
+
+    api_key = secrets.token_hex(16)
+    records = sample_records(args.streams, args.records)
+    total = len(records)
+    with EmbeddedBroker() as broker:
+        console.print(f"[bold]broker[/bold]   embedded Kafka protocol on {broker.bootstrap}")
+        async with Emulator(api_key=api_key) as emu:
+            console.print(f"[bold]emulator[/bold] Hume v0 streaming on {emu.url}")
+            admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+            await admin.start()
+            await admin.create_topics([NewTopic(t, num_partitions=4, replication_factor=1) for t in TOPICS])
+            await admin.close()
+            config = load(
+                {
+                    "HUME_API_KEY": api_key,
+                    "BRIDGE_HUME_URL": emu.url,
+                    "BRIDGE_KAFKA_BOOTSTRAP": broker.bootstrap,
+                    "BRIDGE_HTTP_HOST": "127.0.0.1",
+                    "BRIDGE_HTTP_PORT": "0",
+                    "BRIDGE_POOL_SIZE": "4",
+                    "BRIDGE_COMMIT_INTERVAL_S": "0.2",
+                }
+            )
+            bridge = Bridge(config)
+            stop = asyncio.Event()
+            async with asyncio.TaskGroup() as tg:
+                task = tg.create_task(bridge.run(stop))
+                try:
+                    return await _feed_and_watch(console, broker.bootstrap, bridge, records, total, args)
+                finally:
+                    stop.set()
+                    await task
+
+
+async def _feed_and_watch(
+    console: Console,
+    bootstrap: str,
+    bridge: Bridge,
+    records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+    total: int,
+    args: argparse.Namespace,
+) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send("hume.media", value, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    console.print(f"[bold]produced[/bold] {total} records on hume.media ({args.streams} streams)")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    tps = [TopicPartition(t, p) for t in TOPICS[1:] for p in range(4)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    got: dict[str, list[dict[str, Any]]] = {t: [] for t in TOPICS[1:]}
+    deadline = time.monotonic() + args.timeout_s
+    try:
+        with Progress(
+            TextColumn("[bold]outcomes"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            bar = progress.add_task("outcomes", total=total)
+            while len(got["hume.predictions"]) + len(got["hume.errors"]) < total:
+                if time.monotonic() > deadline:
+                    console.print("[red]timed out waiting for outcomes[/red]")
+                    return 1
+                batch = await consumer.getmany(timeout_ms=200)
+                for tp, msgs in batch.items():
+                    got[tp.topic].extend(orjson.loads(m.value) for m in msgs)
+                progress.update(bar, completed=len(got["hume.predictions"]) + len(got["hume.errors"]))
+    finally:
+        await consumer.stop()
+    _summary(console, got, bridge)
+    return 0
+
+
+def _summary(console: Console, got: dict[str, list[dict[str, Any]]], bridge: Bridge) -> None:
+    preds, errors, warnings = got["hume.predictions"], got["hume.errors"], got["hume.warnings"]
+    table = Table(title="Predictions by stream (first record's strongest expression)")
+    table.add_column("stream")
+    table.add_column("outcomes", justify="right")
+    table.add_column("models")
+    table.add_column("strongest expression")
+    table.add_column("mean latency", justify="right")
+    by_stream: dict[str, list[dict[str, Any]]] = {}
+    for p in preds:
+        by_stream.setdefault(str(p["stream_id"]), []).append(p)
+    for sid in sorted(by_stream):
+        items = by_stream[sid]
+        mean = sum(float(p["latency_ms"]) for p in items) / len(items)
+        models = ", ".join(sorted(items[0]["models"]))
+        table.add_row(sid, str(len(items)), models, top_emotion(items[0]["models"]), f"{mean:.0f} ms")
+    console.print(table)
+    if errors:
+        et = Table(title="Errors")
+        for col in ("stream", "source", "code", "origin", "message"):
+            et.add_column(col)
+        for e in errors:
+            src = e["source"]
+            err = e["error"]
+            et.add_row(
+                str(e["stream_id"]),
+                f"{src['topic']}/{src['partition']}/{src['offset']}",
+                err["code"],
+                err["origin"],
+                err["message"],
+            )
+        console.print(et)
+    if warnings:
+        codes = Counter((w["warning"]["code"], w["warning"]["message"], w["stream_id"]) for w in warnings)
+        wt = Table(title="Warnings")
+        for col in ("code", "message", "stream", "count"):
+            wt.add_column(col)
+        for (code, msg, sid), n in sorted(codes.items()):
+            wt.add_row(code, msg, str(sid), str(n))
+        console.print(wt)
+    reconnects = bridge.metrics.retries_total.labels(reason="connection_lost")._value.get()
+    console.print(
+        f"[bold]summary[/bold] {len(preds)} predictions, {len(errors)} errors, {len(warnings)} warnings; "
+        f"requests retried after a lost connection: {int(reconnects)}. "
+        "Every input record has exactly one outcome."
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    log_mod.configure("ERROR", stream=io.StringIO() if not sys.stderr.isatty() else sys.stderr)
+    console = Console()
+    return asyncio.run(run_demo(args, console))

@@ -1,0 +1,185 @@
+"""Faults upstream: dropped connections, idle closes, refused keys, no credits, shared sessions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from bridge import samples
+from bridge.emulator import Emulator, Faults
+from bridge.metrics import Metrics
+from tests.conftest import TopicFactory
+from tests.integration.harness import (
+    API_KEY,
+    Collector,
+    Record,
+    bridge_config,
+    make_topics,
+    outcome_sources,
+    outcomes,
+    produce,
+    running_bridge,
+    wait_for,
+)
+
+
+def text_records(streams: int, per_stream: int, start: int = 0) -> list[Record]:
+    return [
+        (f"s{s}".encode(), samples.text(6, seed=s * 1000 + i).encode(), [("seq", str(i).encode())])
+        for i in range(start, start + per_stream)
+        for s in range(streams)
+    ]
+
+
+async def http_get(port: int, path: str) -> tuple[int, dict[str, object]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    return status, orjson.loads(body) if body.startswith(b"{") else {}
+
+
+def counter(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+def assert_in_stream_order(records: list, topics) -> None:  # type: ignore[no-untyped-def]
+    seen: dict[bytes, list[int]] = {}
+    for r in outcomes(records, topics):
+        seen.setdefault(r.key, []).append(int(r.headers["seq"]))
+    for seqs in seen.values():
+        assert seqs == sorted(seqs), f"out of order: {seqs}"
+
+
+async def test_flaky_upstream_loses_and_reorders_nothing(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """5% of requests see their connection dropped and idle connections are closed by Hume: every record
+    still gets one prediction, in stream order, and the reconnects show in the metrics."""
+    topics = await make_topics(new_topic, partitions=4)
+    faults = Faults(drop_probability=0.05, idle_timeout_s=1.0, seed=11)
+    metrics = Metrics()
+    async with Emulator(api_key=API_KEY, faults=faults) as emu:
+        config = bridge_config(kafka_bootstrap, emu.url, topics, BRIDGE_MAX_ATTEMPTS="8")
+        async with running_bridge(config, metrics):
+            await produce(kafka_bootstrap, topics.media, text_records(40, 10))
+            async with Collector(kafka_bootstrap, topics.outputs) as col:
+                await col.until(lambda rs: len(outcomes(rs, topics)) >= 400, 120, "400 outcomes")
+                # let Hume close idle sessions, then send more: they must flow through fresh sessions
+                await wait_for(
+                    lambda: counter(metrics, "hume_bridge_reconnects_total", reason="idle_timeout") > 0,
+                    20,
+                    "an idle close",
+                )
+                await produce(kafka_bootstrap, topics.media, text_records(40, 5, start=10))
+                await col.until(lambda rs: len(outcomes(rs, topics)) >= 600, 120, "600 outcomes")
+        assert emu.stats.snapshot()["dropped_connections"] > 0
+    sources = outcome_sources(col.records, topics)
+    assert len(sources) == len(set(sources)) == 600
+    assert col.on(topics.errors) == []
+    assert_in_stream_order(col.records, topics)
+    assert counter(metrics, "hume_bridge_reconnects_total", reason="dropped") > 0
+    assert counter(metrics, "hume_bridge_retries_total", reason="connection_lost") > 0
+    attempts = [r.value["attempts"] for r in col.on(topics.predictions)]
+    assert max(attempts) >= 2
+
+
+async def test_refused_key_pauses_without_error_outcomes_and_resumes(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """With every key refused, the bridge pauses, /readyz says why, the backlog produces no error records;
+    when keys are accepted again everything flows."""
+    topics = await make_topics(new_topic, partitions=2)
+    faults = Faults(refuse_all_keys=True)
+    metrics = Metrics()
+    async with Emulator(api_key=API_KEY, faults=faults) as emu:
+        config = bridge_config(kafka_bootstrap, emu.url, topics)
+        async with running_bridge(config, metrics) as bridge:
+            await produce(kafka_bootstrap, topics.media, text_records(5, 4))
+            assert bridge.http is not None
+            port = bridge.http.port
+            await wait_for(lambda: bridge.outage == "key_refused", 20, "outage detected")
+            status, body = await http_get(port, "/readyz")
+            assert status == 503
+            assert body["outage"] == "key_refused"
+            refused_before = sum(emu.stats.snapshot()["connections_refused"].values())
+            await wait_for(
+                lambda: sum(emu.stats.snapshot()["connections_refused"].values()) >= refused_before + 3,
+                20,
+                "probing handshakes",
+            )
+            async with Collector(kafka_bootstrap, topics.outputs) as col:
+                await col.poll()
+                assert outcomes(col.records, topics) == []
+                assert counter(metrics, "hume_bridge_upstream_paused", reason="key_refused") == 1
+                emu.faults.refuse_all_keys = False
+                await col.until(lambda rs: len(outcomes(rs, topics)) >= 20, 60, "20 outcomes")
+            status, _ = await http_get(port, "/readyz")
+            assert status == 200
+    assert col.on(topics.errors) == []
+
+
+async def test_out_of_credits_pauses_probes_and_resumes(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """E0300 pauses consumption and readiness; probes continue with backoff; no error outcomes; when
+    credits return, the backlog flows."""
+    topics = await make_topics(new_topic, partitions=2)
+    metrics = Metrics()
+    async with Emulator(api_key=API_KEY) as emu:
+        config = bridge_config(kafka_bootstrap, emu.url, topics)
+        async with running_bridge(config, metrics) as bridge:
+            emu.faults.out_of_credits = True
+            await produce(kafka_bootstrap, topics.media, text_records(6, 5))
+            await wait_for(lambda: bridge.outage == "out_of_credits", 20, "outage detected")
+            assert bridge.http is not None
+            status, body = await http_get(bridge.http.port, "/readyz")
+            assert (status, body["outage"]) == (503, "out_of_credits")
+            await wait_for(
+                lambda: emu.stats.snapshot()["replies_by_code"].get("E0300", 0) >= 3, 20, "probe requests"
+            )
+            async with Collector(kafka_bootstrap, topics.outputs) as col:
+                await col.poll()
+                assert outcomes(col.records, topics) == []
+                emu.faults.out_of_credits = False
+                await col.until(lambda rs: len(outcomes(rs, topics)) >= 30, 60, "30 outcomes")
+            await wait_for(lambda: bridge.readiness()[0], 10, "ready again")
+    assert col.on(topics.errors) == []
+    assert_in_stream_order(col.records, topics)
+
+
+async def test_audio_context_never_leaks_between_streams_sharing_a_session(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """Two audio streams on a single session: neither's window ever holds the other's audio; a stream
+    alone on its session keeps its context."""
+    topics = await make_topics(new_topic, partitions=1)
+
+    def chunk(stream: str, i: int) -> Record:
+        headers = [
+            ("content-type", b"audio/wav"),
+            ("hume-payload-id", f"{stream}-{i}".encode()),
+            ("hume-stream-window-ms", b"5000"),
+        ]
+        return (stream.encode(), samples.wav(0.5, seed=i), headers)
+
+    async with Emulator(api_key=API_KEY) as emu:
+        config = bridge_config(kafka_bootstrap, emu.url, topics, BRIDGE_POOL_SIZE="1")
+        async with running_bridge(config), Collector(kafka_bootstrap, topics.outputs) as col:
+            await produce(kafka_bootstrap, topics.media, [chunk("A", i) for i in range(3)])
+            await col.until(lambda rs: len(outcomes(rs, topics)) >= 3, 60, "A alone")
+            mixed = [chunk(s, i) for i in range(3, 9) for s in ("A", "B")]
+            await produce(kafka_bootstrap, topics.media, mixed)
+            await col.until(lambda rs: len(outcomes(rs, topics)) >= 15, 60, "A and B")
+    log = {e.payload_id: e for e in emu.requests if e.payload_id}
+    assert log["A-1"].window_payload_ids == ("A-0",)
+    assert log["A-2"].window_payload_ids == ("A-0", "A-1")
+    for pid, entry in log.items():
+        own = pid.split("-")[0]
+        assert all(w.startswith(own + "-") for w in entry.window_payload_ids), (pid, entry.window_payload_ids)
+    assert any(e.reset_stream for e in log.values())
