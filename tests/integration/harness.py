@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bridge import samples
 from bridge.app import Bridge
 from bridge.config import Config, load
 from bridge.embedded import free_port
@@ -46,6 +47,17 @@ async def make_topics(new_topic: Callable[..., Any], partitions: int = 4) -> Top
         errors=await new_topic("err", partitions),
         warnings=await new_topic("warn", partitions),
     )
+
+
+def text_records(
+    streams: int, per_stream: int, start: int = 0
+) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """``per_stream`` text records for each of ``streams`` keys, interleaved, numbered by a ``seq`` header."""
+    return [
+        (f"s{s}".encode(), samples.text(6, seed=s * 1000 + i).encode(), [("seq", str(i).encode())])
+        for i in range(start, start + per_stream)
+        for s in range(streams)
+    ]
 
 
 def bridge_env(bootstrap: str, hume_url: str, topics: Topics, **overrides: str) -> dict[str, str]:

@@ -20,16 +20,9 @@ from tests.integration.harness import (
     outcomes,
     produce,
     running_bridge,
+    text_records,
     wait_for,
 )
-
-
-def text_records(streams: int, per_stream: int, start: int = 0) -> list[Record]:
-    return [
-        (f"s{s}".encode(), samples.text(6, seed=s * 1000 + i).encode(), [("seq", str(i).encode())])
-        for i in range(start, start + per_stream)
-        for s in range(streams)
-    ]
 
 
 async def http_get(port: int, path: str) -> tuple[int, dict[str, object]]:

@@ -21,16 +21,9 @@ from tests.integration.harness import (
     outcome_sources,
     outcomes,
     produce,
+    text_records,
     wait_for,
 )
-
-
-def text_records(streams: int, per_stream: int) -> list[Record]:
-    return [
-        (f"s{s}".encode(), samples.text(6, seed=s * 1000 + i).encode(), [("seq", str(i).encode())])
-        for i in range(per_stream)
-        for s in range(streams)
-    ]
 
 
 async def committed_offsets(bootstrap: str, topics: Topics, partitions: int) -> dict[int, int]:
