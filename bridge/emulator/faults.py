@@ -57,6 +57,7 @@ class Faults:
     """Send a no-detection warning in the top-level form (``{"warning", "code", "payload_id"}``) instead of
     nested under the model, when every requested model found nothing."""
     seed: int = 0
+    """Seeds the jitter and drop draws and the job ids of connections opened after it is set."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

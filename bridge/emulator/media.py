@@ -121,29 +121,33 @@ def decode_data(data: str) -> bytes | Unparseable:
 
 
 class MediaCache:
-    """A bounded LRU of inspections keyed by a hash of the ``data`` string, so repeated payloads cost one
-    hash and a lookup. Inspection of one payload is a pure function of its bytes."""
+    """A bounded LRU of inspections, so a repeated payload costs one string hash and a lookup.
+
+    Keyed by the ``data`` string's length and 64-bit SipHash (Python's ``hash``), which is computed anyway
+    and several times cheaper than a cryptographic hash of a large payload; the SHA-256 ``digest`` that
+    seeds the scores is computed on a miss only. Inspection is a pure function of the string."""
 
     def __init__(self, maxsize: int = 2048) -> None:
         self._maxsize = maxsize
-        self._entries: OrderedDict[tuple[bool, bytes], Media | Unparseable] = OrderedDict()
+        self._entries: OrderedDict[tuple[bool, int, int], Media | Unparseable] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     def inspect(self, data: str, *, raw_text: bool) -> Media | Unparseable:
-        key = (raw_text, digest_of(data.encode("utf-8", "surrogatepass")))
+        key = (raw_text, len(data), hash(data))
         found = self._entries.get(key)
         if found is not None:
             self._entries.move_to_end(key)
             self.hits += 1
             return found
         self.misses += 1
+        digest = digest_of(data.encode("utf-8", "surrogatepass"))
         result: Media | Unparseable
         if raw_text:
-            result = Media(MediaKind.TEXT, "text", key[1], text=data)
+            result = Media(MediaKind.TEXT, "text", digest, text=data)
         else:
             raw = decode_data(data)
-            result = raw if isinstance(raw, Unparseable) else inspect_bytes(raw, key[1])
+            result = raw if isinstance(raw, Unparseable) else inspect_bytes(raw, digest)
         self._entries[key] = result
         if len(self._entries) > self._maxsize:
             self._entries.popitem(last=False)

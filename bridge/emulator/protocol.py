@@ -4,7 +4,7 @@ No sockets, no clock, no ``await``: :class:`Session` holds what Hume keeps per c
 face identities, the job id) and :meth:`Session.handle` turns a frame into a :class:`Reply`. The asyncio
 shell in :mod:`bridge.emulator.server` adds latency, ordering, faults and the network.
 
-Validation, in the order Hume applies it (the first failure is the reply):
+Validation, in this order (the first failure is the reply; Hume documents the codes, not their order):
 
 1. the frame is not JSON → **E0100**;
 2. not an object; unknown field (snake_case only: ``payloadId`` is unknown); missing ``data`` (unless the

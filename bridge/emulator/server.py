@@ -36,6 +36,9 @@ PATH: Final = "/v0/stream/models"
 API_KEY_HEADER: Final = "X-Hume-Api-Key"
 API_KEY_PARAMS: Final = ("apikey", "api_key")
 _WATCHDOG_MAX_SLEEP_S: Final = 1.0
+MAX_PENDING_PER_CONNECTION: Final = 4096
+"""Requests awaiting their reply on one connection; beyond it the server stops reading that connection (TCP
+backpressure) until replies go out."""
 
 
 class Emulator:
@@ -207,6 +210,8 @@ class _Connection:
         self.outstanding = 0  # received and not yet sent
         self.drained = asyncio.Event()
         self.drained.set()
+        self.room = asyncio.Event()  # fewer than MAX_PENDING_PER_CONNECTION outstanding
+        self.room.set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.tg: asyncio.TaskGroup | None = None
         # reply ordering: requests are numbered 1, 2, ...; in order means by number
@@ -242,6 +247,7 @@ class _Connection:
         emu, stats = self.emu, self.emu.stats
         index = 0
         while True:
+            await self.room.wait()
             try:
                 frame = await self.ws.recv(decode=False)
             except ConnectionClosed:
@@ -276,6 +282,8 @@ class _Connection:
             emu._notify()
             self.outstanding += 1
             self.drained.clear()
+            if self.outstanding >= MAX_PENDING_PER_CONNECTION:
+                self.room.clear()
             stats.in_flight += 1
             stats.max_in_flight_per_connection = max(stats.max_in_flight_per_connection, self.outstanding)
             delay = reply_delay_s(faults, self.jitter_rng.random() if faults.jitter_s else 0.0)
@@ -299,6 +307,7 @@ class _Connection:
         await self.ws.wait_closed()
         self.broken = True
         self.drained.set()
+        self.room.set()
 
     async def _reply_later(self, seq: int, reply: Reply, delay: float, ordered: bool) -> None:
         if delay > 0:
@@ -347,6 +356,7 @@ class _Connection:
                 except ConnectionClosed:
                     self.broken = True
                     self.drained.set()
+                    self.room.set()
                     return
                 self.outstanding -= 1
                 stats.in_flight -= 1
@@ -355,6 +365,8 @@ class _Connection:
                 stats.replies_by_kind[reply.kind] += 1
                 if reply.code is not None:
                     stats.replies_by_code[reply.code] += 1
+                if self.outstanding < MAX_PENDING_PER_CONNECTION:
+                    self.room.set()
                 if self.outstanding == 0:
                     self.drained.set()
                 self.emu._notify()
