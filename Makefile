@@ -45,3 +45,10 @@ bench-quick: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# Offline validation of the Dockerfile and deploy/ (kustomize, kubernetes-validate, CRD schemas, checkov,
+# hadolint, promtool, the Grafana dashboard schema, metric names). Installs its tools on the first run:
+# .deploy-tools/, deploy/tools/node_modules and, as root on Debian, node/npm and python3-venv via apt-get.
+.PHONY: deploy-check
+deploy-check: $(STAMP)
+	PY=$(PY) bash scripts/deploy_check.sh

@@ -25,14 +25,19 @@ from tests.integration.harness import (
 )
 
 
-async def http_get(port: int, path: str) -> tuple[int, dict[str, object]]:
+async def http_get_raw(port: int, path: str) -> tuple[int, bytes]:
+    """A plain HTTP/1.1 GET against the bridge's operator endpoint."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     await writer.drain()
     raw = await reader.read()
     writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split()[1])
+    return int(head.split()[1]), body
+
+
+async def http_get(port: int, path: str) -> tuple[int, dict[str, object]]:
+    status, body = await http_get_raw(port, path)
     return status, orjson.loads(body) if body.startswith(b"{") else {}
 
 
