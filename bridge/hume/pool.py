@@ -133,6 +133,7 @@ class SessionPool:
                 tg.create_task(self._run_session(session), name=f"hume-session-{session.sid}")
 
     async def _run_session(self, s: _Session) -> None:
+        structlog.contextvars.bind_contextvars(session=s.sid)  # this task's own context
         failures = 0
         refused = False
         while not self._closing:
