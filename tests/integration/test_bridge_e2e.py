@@ -18,6 +18,7 @@ from tests.integration.harness import (
     produce,
     running_bridge,
 )
+from tests.unit.test_decode import CORPUS
 
 
 def mixed_stream(stream: int, count: int) -> list[Record]:
@@ -93,43 +94,24 @@ async def test_every_record_gets_one_outcome_in_stream_order(
 async def test_bad_records_become_error_outcomes_without_hume_calls_and_good_ones_flow(
     kafka_bootstrap: str, new_topic: TopicFactory
 ) -> None:
-    """Malformed records yield error outcomes with their codes, no Hume call, and later good records
-    still get predictions."""
+    """The whole malformed corpus (30 records) through the broker: each yields an error outcome with its
+    code, in order, with no Hume call; the process stays up and later good records get predictions."""
     topics = await make_topics(new_topic, partitions=2)
-    bad: list[Record] = [
-        (b"b", b"", []),
-        (b"b", b"caf\xe9", [("content-type", b"text/plain")]),
-        (b"b", samples.wav(6.0), [("content-type", b"audio/wav")]),
-        (b"b", samples.jpeg_claiming(5000, 5000), [("content-type", b"image/jpeg")]),
-        (b"b", b"hi", [("hume-models", b"{nope")]),
-        (b"b", b"zip", [("content-type", b"application/zip")]),
-        (b"b", samples.wav(1.0)[:40], [("content-type", b"audio/wav")]),
-        (
-            b"b",
-            b'{"data": "x", "models": {"face": {}}, "extra": 1}',
-            [("content-type", b"application/vnd.hume.stream+json")],
-        ),
-    ]
+    bad: list[Record] = [(b"b", value, list(headers.items())) for _, value, headers, _ in CORPUS]
     good: list[Record] = [(b"g", samples.text(5, seed=i).encode(), []) for i in range(5)]
     async with Emulator(api_key=API_KEY) as emu:
-        config = bridge_config(kafka_bootstrap, emu.url, topics)
+        config = bridge_config(kafka_bootstrap, emu.url, topics, BRIDGE_MAX_RECORD_BYTES="1000000")
         async with running_bridge(config):
-            await produce(kafka_bootstrap, topics.media, bad + good)
+            await produce(kafka_bootstrap, topics.media, bad)
             async with Collector(kafka_bootstrap, topics.outputs) as col:
-                await col.until(lambda rs: len(outcomes(rs, topics)) >= 13, 60, "13 outcomes")
+                await col.until(lambda rs: len(outcomes(rs, topics)) >= len(bad), 60, "the corpus' outcomes")
+                await produce(kafka_bootstrap, topics.media, good)
+                await col.until(lambda rs: len(outcomes(rs, topics)) >= len(bad) + 5, 60, "good outcomes")
         codes = [r.value["error"]["code"] for r in col.on(topics.errors)]
-        assert codes == [
-            "EMPTY_VALUE",
-            "INVALID_TEXT",
-            "AUDIO_TOO_LONG",
-            "IMAGE_TOO_LARGE",
-            "INVALID_HEADER",
-            "UNSUPPORTED_MEDIA",
-            "MALFORMED_MEDIA",
-            "INVALID_ENVELOPE",
-        ]
+        assert codes == [code for *_, code in CORPUS]
         for r in col.on(topics.errors):
             assert r.value["error"]["origin"] == "bridge"
+            assert r.value["error"]["message"]
             assert r.value["source"]["topic"] == topics.media
         assert len(col.on(topics.predictions)) == 5
         assert emu.stats.snapshot()["requests"] == 5
