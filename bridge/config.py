@@ -72,6 +72,7 @@ class KafkaConfig:
     errors_topic: str = "hume.errors"
     warnings_topic: str = "hume.warnings"
     fetch_max_records: int = 500
+    fetch_max_wait_ms: int = 500
     commit_interval_s: float = 1.0
     session_timeout_ms: int = 30_000
     heartbeat_interval_ms: int = 3_000
@@ -90,7 +91,6 @@ class HumeConfig:
     connect_timeout_s: float = 10.0
     reply_timeout_s: float = 30.0
     session_max_age_s: float = 50.0  # recycle before Hume's one-minute close
-    session_idle_close_s: float = 50.0  # close an idle socket before Hume does
     handshake_rate_per_s: float = 40.0  # below Hume's ~50 handshakes per second per account
     max_frame_bytes: int = 32 * 1024 * 1024
     default_models: Mapping[str, Mapping[str, Any]] = field(
@@ -284,6 +284,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         errors_topic=r.topics("BRIDGE_ERRORS_TOPIC", (dk.errors_topic,))[0],
         warnings_topic=r.topics("BRIDGE_WARNINGS_TOPIC", (dk.warnings_topic,))[0],
         fetch_max_records=r.integer("BRIDGE_FETCH_MAX_RECORDS", dk.fetch_max_records, 1, 100_000),
+        fetch_max_wait_ms=r.integer("BRIDGE_KAFKA_FETCH_MAX_WAIT_MS", dk.fetch_max_wait_ms, 0, 60_000),
         commit_interval_s=r.number("BRIDGE_COMMIT_INTERVAL_S", dk.commit_interval_s, 0.01, 3600),
         session_timeout_ms=r.integer("BRIDGE_KAFKA_SESSION_TIMEOUT_MS", dk.session_timeout_ms, 1000),
         heartbeat_interval_ms=r.integer("BRIDGE_KAFKA_HEARTBEAT_INTERVAL_MS", dk.heartbeat_interval_ms, 100),
@@ -318,7 +319,6 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         connect_timeout_s=r.number("BRIDGE_CONNECT_TIMEOUT_S", dh.connect_timeout_s, 0.1, 300),
         reply_timeout_s=r.number("BRIDGE_REPLY_TIMEOUT_S", dh.reply_timeout_s, 0.1, 600),
         session_max_age_s=r.number("BRIDGE_SESSION_MAX_AGE_S", dh.session_max_age_s, 1, 86_400),
-        session_idle_close_s=r.number("BRIDGE_SESSION_IDLE_CLOSE_S", dh.session_idle_close_s, 1, 86_400),
         handshake_rate_per_s=r.number("BRIDGE_HANDSHAKE_RATE_PER_S", dh.handshake_rate_per_s, 0.1, 10_000),
         max_frame_bytes=r.integer("BRIDGE_MAX_FRAME_BYTES", dh.max_frame_bytes, 1024),
         default_models=default_models,
@@ -364,3 +364,22 @@ def load(env: Mapping[str, str] | None = None) -> Config:
     if r.problems:
         raise ConfigError(r.problems)
     return config
+
+
+class _RecordingEnv(dict[str, str]):
+    """An environment that remembers every variable asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(HUME_API_KEY="x")
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def variable_names() -> set[str]:
+    """Every environment variable the bridge reads (``*_FILE`` variants of secrets included)."""
+    env = _RecordingEnv()
+    load(env)
+    return env.asked

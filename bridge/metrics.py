@@ -119,9 +119,14 @@ class Metrics:
         self.usage_bytes_sent_total = Counter(
             "hume_bridge_usage_bytes_sent_total", "Bytes of request frames sent to Hume.", registry=r
         )
-        for outcome in OUTCOMES:
-            self.records_total.labels(outcome=outcome)
-        for state in SESSION_STATES:
-            self.sessions.labels(state=state).set(0)
+        # Children used on the per-record path, looked up once (labels() costs a lock and a dict lookup).
+        self.records_by_outcome = {o: self.records_total.labels(outcome=o) for o in OUTCOMES}
+        self.sessions_by_state = {state: self.sessions.labels(state=state) for state in SESSION_STATES}
+        for child in self.sessions_by_state.values():
+            child.set(0)
+        self.requests_by_kind = {
+            kind: self.usage_requests_total.labels(kind=kind)
+            for kind in ("audio", "video", "image", "text", "facemesh")
+        }
         for reason in RECONNECT_REASONS:
             self.reconnects_total.labels(reason=reason)

@@ -65,6 +65,7 @@ def make_consumer(
         enable_auto_commit=False,
         auto_offset_reset=k.auto_offset_reset,
         max_poll_records=k.fetch_max_records,
+        fetch_max_wait_ms=k.fetch_max_wait_ms,
         fetch_max_bytes=max(64 * 1024, min(16 * 1024 * 1024, cap // 4)),
         max_partition_fetch_bytes=max(64 * 1024, min(1024 * 1024, cap // 16)),
         session_timeout_ms=k.session_timeout_ms,

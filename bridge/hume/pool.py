@@ -295,6 +295,7 @@ class SessionPool:
     def _set_state(self, s: _Session, state: str) -> None:
         if s.state == state:
             return
-        self.metrics.sessions.labels(state=s.state).dec()
-        self.metrics.sessions.labels(state=state).inc()
+        by_state = self.metrics.sessions_by_state
+        by_state[s.state].dec()
+        by_state[state].inc()
         s.state = state
