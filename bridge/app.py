@@ -370,13 +370,17 @@ class Bridge:
                     self._enqueue(self.router.publish_failed(work))
                     await asyncio.sleep(0.5)  # the broker refused at once: give it a moment
                     continue
-                done = asyncio.gather(*futures, return_exceptions=True)
-                done.add_done_callback(functools.partial(self._delivered, work))
+                # one acknowledgement callback per work item, however many records it published
+                last = futures[-1] if len(futures) == 1 else asyncio.gather(*futures, return_exceptions=True)
+                last.add_done_callback(functools.partial(self._delivered, work))
 
-    def _delivered(self, work: Work, fut: asyncio.Future[list[Any]]) -> None:
+    def _delivered(self, work: Work, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():
+            self._enqueue(self.router.publish_failed(work))
             return
-        errors = [r for r in fut.result() if isinstance(r, BaseException)]
+        result = fut.exception() or fut.result()
+        results = result if isinstance(result, list) else [result]
+        errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             log.warning("publish_failed", error=type(errors[0]).__name__, source=work.source.ref)
             self._enqueue(self.router.publish_failed(work))

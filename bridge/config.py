@@ -72,7 +72,7 @@ class KafkaConfig:
     errors_topic: str = "hume.errors"
     warnings_topic: str = "hume.warnings"
     fetch_max_records: int = 500
-    fetch_max_wait_ms: int = 500
+    fetch_max_wait_ms: int = 100  # brokers that hold a fetch until this passes deliver in bursts
     commit_interval_s: float = 1.0
     session_timeout_ms: int = 30_000
     heartbeat_interval_ms: int = 3_000

@@ -34,6 +34,7 @@ CONSUMER_OPTIONS: Final[dict[str, Any]] = {
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
     "max_poll_records": 500,
+    "fetch_max_wait_ms": 100,
     "fetch_max_bytes": 16 * 1024 * 1024,
     "max_partition_fetch_bytes": 1024 * 1024,
     "isolation_level": "read_committed",

@@ -14,9 +14,9 @@ process; the bridge and each reference run one at a time, each as a process of i
 - Added latency: per record, from the moment the pipeline fetched the input record to the moment it handed
   the output to its producer (the bridge's latency_ms), minus the emulator's configured latency; paced at a
   light load (a burst fits in half the pool) and at half the bridge's throughput; the first tenth of each
-  phase is left out. The embedded broker holds a fetch for aiokafka's fetch_max_wait_ms (500 ms) unless data
-  is there when it arrives, so records reach every consumer in bursts of up to half a second's worth; at half
-  load a burst is far larger than the requests in flight and waits in the pipeline, which is most of what
+  phase is left out. The embedded broker holds a fetch for fetch_max_wait_ms (100 ms, the bridge's default)
+  unless data is there when it arrives, so records reach every consumer in bursts of up to 100 ms' worth; at
+  half load a burst is larger than the requests in flight and waits in the pipeline, which is much of what
   the half-load figures show, for the bare pipeline too. e2e: input record timestamp to output record
   timestamp (whole milliseconds), broker hops included.
 - Peak RSS: the kernel's high-water mark (VmHWM) of the bridge process."""

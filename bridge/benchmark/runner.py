@@ -52,9 +52,9 @@ from bridge.embedded import EmbeddedBroker
 
 MiB = 1024 * 1024
 API_KEY = "bench-key"
-# aiokafka's default fetch_max_wait_ms: the embedded broker holds a fetch that long when no data is there,
-# even if data arrives meanwhile, so records reach a consumer in bursts of up to this much time.
-BROKER_FETCH_WAIT_S = 0.5
+# The consumers' fetch_max_wait_ms (the bridge's default): the embedded broker holds a fetch that long when
+# no data is there, even if data arrives meanwhile, so records reach a consumer in bursts of this much time.
+BROKER_FETCH_WAIT_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)

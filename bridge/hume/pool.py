@@ -61,6 +61,8 @@ class _Session:
     outbox: asyncio.Queue[tuple[Work, bytes]] | None = None
     opened_at: float = 0.0
     draining: bool = False  # no new requests: recycle once the in-flight ones are answered
+    closed_by_us: tuple[str, UpstreamError] | None = None  # why we closed it, when we did
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the watchdog
 
 
 class SessionPool:
@@ -222,11 +224,15 @@ class SessionPool:
         log.info("hume_session_open", session=s.sid)
         reason = "dropped"
         error: UpstreamError = ConnectionLost("connection dropped")
+        s.closed_by_us = None
+        s.settled = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as tg:
                 writer = tg.create_task(self._writer(s, ws), name=f"hume-writer-{s.sid}")
+                watchdog = tg.create_task(self._watchdog(s, ws), name=f"hume-watchdog-{s.sid}")
                 reason, error = await self._reader(s, ws)
                 writer.cancel()
+                watchdog.cancel()
         finally:
             s.ws = None
             with contextlib.suppress(Exception):
@@ -249,32 +255,44 @@ class SessionPool:
                 await ws.send(frame, text=True)
 
     async def _reader(self, s: _Session, ws: ClientConnection) -> tuple[str, UpstreamError]:
+        """Route every reply; when the connection ends, say why (ours: recycle, reply timeout; theirs)."""
+        try:
+            while True:
+                self._route(s, await ws.recv())
+        except ConnectionClosed as exc:
+            if s.closed_by_us is not None:
+                return s.closed_by_us
+            if exc.rcvd is not None and not s.inflight:
+                return "idle_timeout", ConnectionLost(f"closed by Hume ({exc.rcvd.code})")
+            code = exc.rcvd.code if exc.rcvd is not None else 1006
+            return "dropped", ConnectionLost(f"connection closed ({code})")
+
+    async def _watchdog(self, s: _Session, ws: ClientConnection) -> None:
+        """Close the connection when a reply is overdue, or to recycle it once it is old and idle.
+
+        A deadline per session, checked at least once a second and whenever the session goes idle, costs
+        less than a timeout around every received message."""
         timeout_s = self.cfg.reply_timeout_s
         max_age = self.cfg.session_max_age_s
+        settled = s.settled
         while True:
             now = self.clock()
-            if not s.inflight and (s.draining or now - s.opened_at >= max_age):
-                return "recycled", SessionClosed("recycled")
             if now - s.opened_at >= max_age:
                 s.draining = True
             if s.inflight:
                 oldest = min(w.sent_at for w in s.inflight.values())
-                wait = min(oldest + timeout_s - now, 1.0)
-                if wait <= 0:
-                    return "reply_timeout", ConnectionLost(f"no reply within {timeout_s:g}s")
-            else:
-                wait = min(max_age - (now - s.opened_at), 1.0)
-            try:
-                async with asyncio.timeout(max(wait, 0.001)):
-                    message = await ws.recv()
-            except TimeoutError:
-                continue
-            except ConnectionClosed as exc:
-                if exc.rcvd is not None and not s.inflight:
-                    return "idle_timeout", ConnectionLost(f"closed by Hume ({exc.rcvd.code})")
-                code = exc.rcvd.code if exc.rcvd is not None else 1006
-                return "dropped", ConnectionLost(f"connection closed ({code})")
-            self._route(s, message)
+                if now - oldest >= timeout_s:
+                    s.closed_by_us = ("reply_timeout", ConnectionLost(f"no reply within {timeout_s:g}s"))
+                    ws.transport.abort()  # no close handshake with a server that stopped answering
+                    return
+            elif s.draining:
+                s.closed_by_us = ("recycled", SessionClosed("recycled"))
+                await ws.close()
+                return
+            settled.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await settled.wait()
 
     def _route(self, s: _Session, message: str | bytes) -> None:
         reply = v0.parse_frame(message)
@@ -290,6 +308,8 @@ class SessionPool:
             return
         if not s.inflight:
             self._set_state(s, "idle")
+            if s.draining:
+                s.settled.set()  # recycle now
         self.events.reply(s.sid, work, reply)
 
     def _set_state(self, s: _Session, state: str) -> None:

@@ -181,3 +181,52 @@ async def test_audio_context_never_leaks_between_streams_sharing_a_session(
         own = pid.split("-")[0]
         assert all(w.startswith(own + "-") for w in entry.window_payload_ids), (pid, entry.window_payload_ids)
     assert any(e.reset_stream for e in log.values())
+
+
+async def test_overdue_reply_reopens_the_session_and_gives_up_after_max_attempts(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """A Hume that answers after the reply deadline: the session is reopened, the request retried with the
+    same payload id, and after BRIDGE_MAX_ATTEMPTS the record gets RETRIES_EXHAUSTED."""
+    topics = await make_topics(new_topic, partitions=1)
+    metrics = Metrics()
+    async with Emulator(api_key=API_KEY, faults=Faults(latency_s=3.0)) as emu:
+        config = bridge_config(
+            kafka_bootstrap, emu.url, topics, BRIDGE_REPLY_TIMEOUT_S="0.3", BRIDGE_MAX_ATTEMPTS="2"
+        )
+        async with running_bridge(config, metrics):
+            await produce(kafka_bootstrap, topics.media, [(b"slow", b"hello there", [])])
+            async with Collector(kafka_bootstrap, topics.outputs) as col:
+                await col.until(lambda rs: len(outcomes(rs, topics)) >= 1, 60, "the outcome")
+    (err,) = col.on(topics.errors)
+    assert err.value["error"]["code"] == "RETRIES_EXHAUSTED"
+    assert err.value["attempts"] == 2
+    assert counter(metrics, "hume_bridge_reconnects_total", reason="reply_timeout") >= 2
+    pids = [e.payload_id for e in emu.requests]
+    assert pids == [err.value["payload_id"]] * 2
+
+
+async def test_sessions_are_recycled_when_old_without_failing_requests(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """Sessions past their maximum age are closed once idle and reopened: records keep flowing with one
+    attempt each and no retries."""
+    topics = await make_topics(new_topic, partitions=2)
+    metrics = Metrics()
+    async with Emulator(api_key=API_KEY, faults=Faults(latency_s=0.02)) as emu:
+        config = bridge_config(
+            kafka_bootstrap, emu.url, topics, BRIDGE_SESSION_MAX_AGE_S="1", BRIDGE_POOL_SIZE="2"
+        )
+        async with running_bridge(config, metrics), Collector(kafka_bootstrap, topics.outputs) as col:
+            for batch in range(3):
+                await produce(kafka_bootstrap, topics.media, text_records(4, 5, start=batch * 5))
+                await col.until(lambda rs, n=(batch + 1) * 20: len(outcomes(rs, topics)) >= n, 60, "a batch")
+                await wait_for(
+                    lambda n=batch: counter(metrics, "hume_bridge_reconnects_total", reason="recycled") > n,
+                    20,
+                    "a recycle",
+                )
+        assert emu.stats.snapshot()["connections_opened"] >= 4
+    assert col.on(topics.errors) == []
+    assert {r.value["attempts"] for r in col.on(topics.predictions)} == {1}
+    assert counter(metrics, "hume_bridge_retries_total", reason="connection_lost") == 0
