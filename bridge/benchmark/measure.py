@@ -43,6 +43,11 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def significant(value: float | None, digits: int = 4) -> float | None:
+    """Rounded to significant digits, so a small ratio (0.0004) never reads as zero."""
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
 @dataclass
 class Profile:
     """Samples of py-spy's raw (collapsed stack) output, counted three ways."""

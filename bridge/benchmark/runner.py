@@ -496,10 +496,10 @@ class Bench:
                 "naive": measure.rounded(naive.rate, 1),
                 "littles_law": measure.rounded(littles, 1),
             },
-            "ratio_to_bare": measure.rounded(measure.ratio(bridge.rate, bare.rate), 3),
-            "ratio_to_passthrough": measure.rounded(measure.ratio(bridge.rate, passthrough.rate), 3),
-            "ratio_to_naive": measure.rounded(measure.ratio(bridge.rate, naive.rate), 2),
-            "ratio_to_littles_law": measure.rounded(measure.ratio(bridge.rate, littles), 3),
+            "ratio_to_bare": measure.significant(measure.ratio(bridge.rate, bare.rate)),
+            "ratio_to_passthrough": measure.significant(measure.ratio(bridge.rate, passthrough.rate)),
+            "ratio_to_naive": measure.significant(measure.ratio(bridge.rate, naive.rate)),
+            "ratio_to_littles_law": measure.significant(measure.ratio(bridge.rate, littles)),
             "peak_rss_mb": measure.rounded(bridge.peak_rss_mb, 1),
             "cpu_ms_per_record": {
                 "bridge": measure.rounded(bridge.cpu_ms_per_record, 3),
@@ -582,8 +582,8 @@ class Bench:
                 "littles_law_rps": round(bound, 1),
                 "bare_rps": measure.rounded(bare.rate, 1),
                 "throughput_rps": measure.rounded(bridge.rate, 1),
-                "ratio_to_littles_law": measure.rounded(measure.ratio(bridge.rate, bound), 3),
-                "ratio_to_bare": measure.rounded(measure.ratio(bridge.rate, bare.rate), 3),
+                "ratio_to_littles_law": measure.significant(measure.ratio(bridge.rate, bound)),
+                "ratio_to_bare": measure.significant(measure.ratio(bridge.rate, bare.rate)),
                 "records": count,
             }
             rows.append(row)

@@ -38,7 +38,7 @@ async def test_tiny_bench_reports_every_figure(tmp_path: Path, monkeypatch: pyte
             assert key in sc, f"{name} lacks {key}"
         assert sc["throughput_rps"] > 0
         assert all(sc["references_rps"][r] > 0 for r in ("passthrough", "bare", "naive"))
-        assert all(sc[k] > 0 for k in DESIGN_KEYS)
+        assert all(sc[k] > 0 for k in DESIGN_KEYS), {k: sc[k] for k in DESIGN_KEYS}
         assert all(sc[k] is not None for k in LATENCY_KEYS)
         assert sc["bridge_errors"] == 0
         assert sc["half_load_records"] > 0 and sc["light_load_records"] > 0
