@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from bridge import config as config_mod
@@ -181,19 +181,21 @@ class Bridge:
             if not batch or self.stopping:
                 continue
             now = self.clock()
-            admitted = 0
+            admitted = admitted_bytes = 0
             for tp, messages in batch.items():
                 key = (tp.topic, tp.partition)
                 if key in self._revoking or not self.tracker.is_assigned(key):
                     continue  # no longer ours: its new owner reads it from the committed offset
                 for m in messages:
-                    self._admit(m, key, now)
+                    admitted_bytes += self._admit(m, key, now)
                     admitted += 1
             if admitted:
                 self.metrics.consumed_total.inc(admitted)
+                self.metrics.consumed_bytes_total.inc(admitted_bytes)
                 self._kick.set()
 
-    def _admit(self, m: Any, tp: TP, now: float) -> None:
+    def _admit(self, m: Any, tp: TP, now: float) -> int:
+        """Decode and queue one consumed record; returns its value's size."""
         record = InputRecord(
             Source(tp[0], tp[1], m.offset, m.timestamp), m.key, m.value, tuple(m.headers or ())
         )
@@ -201,8 +203,8 @@ class Bridge:
         self.tracker.admit(tp, m.offset)
         self.buffered_records += 1
         self.buffered_bytes += work.size
-        self.metrics.consumed_bytes_total.inc(work.size)
         self._enqueue(self.router.admit(work, now))
+        return work.size
 
     def _apply_pause(self) -> None:
         consumer = self.consumer
@@ -535,4 +537,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["Bridge", "TopicPartition", "add_arguments", "main", "serve"]
+__all__ = ["Bridge", "add_arguments", "main", "serve"]

@@ -124,7 +124,6 @@ class LimitsConfig:
     max_buffered_bytes: int = 64 * 1024 * 1024
     resume_ratio: float = 0.5  # resume fetching below this fraction of both caps
     max_record_bytes: int = 10 * 1024 * 1024
-    max_inflight_per_stream: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +347,6 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         max_buffered_bytes=r.integer("BRIDGE_MAX_BUFFERED_BYTES", dl.max_buffered_bytes, 1024),
         resume_ratio=r.number("BRIDGE_RESUME_RATIO", dl.resume_ratio, 0.0, 1.0),
         max_record_bytes=r.integer("BRIDGE_MAX_RECORD_BYTES", dl.max_record_bytes, 1),
-        max_inflight_per_stream=1,
     )
     config = Config(
         kafka=kafka,

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -109,10 +108,3 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def embedded_broker() -> Iterator[EmbeddedBroker]:
-    """Start a broker for the duration of a ``with`` block."""
-    with EmbeddedBroker() as broker:
-        yield broker

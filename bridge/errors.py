@@ -5,11 +5,12 @@ Exceptions, one hierarchy under one base; the type says whose side failed and wh
     BridgeError
     ├── ConfigError                 bad configuration: start-up fails with every bad setting named
     ├── MediaError                  bad input record; never escapes: becomes an error outcome (code below)
-    └── UpstreamError               Hume's side            (retriable: a retry with backoff can help)
-        ├── ConnectionLost          dropped socket, reply timeout, handshake 429/5xx   retriable
-        ├── SessionClosed           closed by us (recycle, shutdown)                    retriable
-        ├── UpstreamOutage          key refused (401/403), out of credits (E0300)       pause, probe
-        └── PayloadRejected         Hume E01xx/E02xx for one payload                    not retriable
+    └── UpstreamError               a request was lost on Hume's side of the wire
+        ├── ConnectionLost          broken by them: drop, reply timeout      retried, counts an attempt
+        └── SessionClosed           closed by us: recycle, shutdown          retried at once, no attempt
+
+What a *reply* means (a final outcome, a transient error, an account-wide outage such as refused keys or
+E0300) is decided without exceptions, by :func:`bridge.hume.v0_protocol.judge`.
 
 Bridge-side outcome codes (the ``error.code`` of records the bridge rejects without calling Hume, and of
 records it gives up on) are the members of :class:`Code`; the README lists each with its cause.
@@ -38,7 +39,6 @@ class Code(StrEnum):
     TEXT_TOO_LONG = "TEXT_TOO_LONG"  # over 10,000 characters
     FACEMESH_TOO_LARGE = "FACEMESH_TOO_LARGE"  # over 10 faces
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # failed max_attempts times while Hume was healthy
-    UNEXPECTED_REPLY = "UNEXPECTED_REPLY"  # Hume replied with something the bridge cannot read
 
 
 class BridgeError(Exception):
@@ -74,22 +74,3 @@ class ConnectionLost(UpstreamError):
 
 class SessionClosed(UpstreamError):
     """We closed the session ourselves (recycle, shutdown): retry without counting an attempt."""
-
-
-class UpstreamOutage(UpstreamError):
-    """Hume refuses us as a whole (key refused, out of credits): pause and probe, do not fail records."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-
-
-class PayloadRejected(UpstreamError):
-    """Hume rejected one payload with an E01xx/E02xx code: an error outcome, not retried."""
-
-    retriable = False
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(f"{code}: {message}")

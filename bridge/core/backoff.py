@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -25,13 +24,6 @@ class Backoff:
     def delay(self, attempt: int, rnd: random.Random) -> float:
         cap = self.ceiling(attempt)
         return cap * (0.5 + 0.5 * rnd.random())
-
-    def delays(self, rnd: random.Random) -> Iterator[float]:
-        """An endless schedule of jittered delays, for a loop that reconnects."""
-        attempt = 0
-        while True:
-            yield self.delay(attempt, rnd)
-            attempt += 1
 
 
 class RateLimiter:

@@ -75,14 +75,6 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why the bridge will not send a record: an error outcome with ``origin: "bridge"``."""
-
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class ErrorInfo:
     code: str
     message: str
@@ -127,4 +119,3 @@ class Work:
     attempts: int = 0
     not_before: float = 0.0
     sent_at: float = 0.0
-    last_error: ErrorInfo | None = None

@@ -96,16 +96,9 @@ class OffsetTracker:
             return part.outstanding if part else 0
         return sum(p.outstanding for p in self._parts.values())
 
-    def partitions(self) -> list[TopicPartition]:
-        return list(self._parts)
-
     def lag_base(self, tp: TopicPartition) -> int | None:
         """The offset lag is measured from: the last commit, else the current commit point."""
         part = self._parts.get(tp)
         if part is None:
             return None
         return part.committed if part.committed is not None else part.commit_point()
-
-    def committed_offset(self, tp: TopicPartition) -> int | None:
-        part = self._parts.get(tp)
-        return part.committed if part else None

@@ -120,7 +120,6 @@ class Router:
         if stream is None:
             return []
         if count_attempt:
-            work.last_error = error
             if work.attempts >= self.max_attempts:
                 stream.pending.popleft()
                 work.outcome = Outcome(
@@ -212,9 +211,6 @@ class Router:
         """When the earliest backed-off request becomes ready again, if any."""
         return self._delayed[0][0] if self._delayed else None
 
-    def has_ready(self) -> bool:
-        return bool(self._ready) or any(self._ready_on.values())
-
     # -- revocation -----------------------------------------------------------------------------------
     def freeze(self, tps: Iterable[tuple[str, int]]) -> list[Work]:
         """Stop dispatching the streams of revoked partitions; drop their queued (not in-flight) work.
@@ -263,13 +259,6 @@ class Router:
             del self._affinity[key]
 
     # -- introspection --------------------------------------------------------------------------------
-    def stream_count(self) -> int:
-        return len(self._streams)
-
-    def works(self) -> Iterable[Work]:
-        for stream in self._streams.values():
-            yield from stream.unacked
-
     # -- internals ------------------------------------------------------------------------------------
     def _release(self, work: Work) -> _Stream | None:
         stream = self._streams.get(work.stream)

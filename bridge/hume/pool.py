@@ -58,7 +58,7 @@ class _Session:
     state: str = "connecting"  # connecting | idle | busy | backoff | closed
     ws: ClientConnection | None = None
     inflight: dict[str, Work] = field(default_factory=dict)
-    outbox: asyncio.Queue[tuple[Work, bytes]] | None = None
+    outbox: asyncio.Queue[bytes] | None = None  # request frames for the writer
     opened_at: float = 0.0
     draining: bool = False  # no new requests: recycle once the in-flight ones are answered
     closed_by_us: tuple[str, UpstreamError] | None = None  # why we closed it, when we did
@@ -89,7 +89,6 @@ class SessionPool:
         self.sessions = [_Session(i) for i in range(hume.pool_size)]
         self._closing = False
         self._wake: dict[int, asyncio.Event] = {}
-        self._refused = 0  # sessions whose last handshake was refused or could not connect
 
     # -- what the pipeline calls ----------------------------------------------------------------------
     def free(self) -> dict[int, int]:
@@ -111,7 +110,7 @@ class SessionPool:
         assert session.outbox is not None
         frame = v0.encode_request(work.request.body, work.payload_id, reset_stream, work.request.media)
         session.inflight[work.payload_id] = work
-        session.outbox.put_nowait((work, frame))
+        session.outbox.put_nowait(frame)
         self._set_state(session, "busy")
         self.metrics.usage_bytes_sent_total.inc(len(frame))
 
@@ -137,7 +136,6 @@ class SessionPool:
     async def _run_session(self, s: _Session) -> None:
         structlog.contextvars.bind_contextvars(session=s.sid)  # this task's own context
         failures = 0
-        refused = False
         while not self._closing:
             wait = self.limiter.take(self.clock())
             if wait > 0:
@@ -148,9 +146,6 @@ class SessionPool:
             outcome = await self._connect(s)
             if outcome is None:
                 failures = 0
-                if refused:
-                    refused = False
-                    self._refused -= 1
                 self.events.upstream_healthy()
                 reason = await self._serve(s)
                 if self._closing:
@@ -166,9 +161,6 @@ class SessionPool:
                     reason="refused" if kind == "refused" else "handshake_failed"
                 ).inc()
                 if kind in ("refused", "unreachable"):
-                    if not refused:
-                        refused = True
-                        self._refused += 1
                     if self.usable() == 0:
                         outage = "key_refused" if kind == "refused" else "unreachable"
                         self.events.upstream_outage(outage, detail)
@@ -251,8 +243,7 @@ class SessionPool:
         assert outbox is not None
         with contextlib.suppress(ConnectionClosed):
             while True:
-                _, frame = await outbox.get()
-                await ws.send(frame, text=True)
+                await ws.send(await outbox.get(), text=True)
 
     async def _reader(self, s: _Session, ws: ClientConnection) -> tuple[str, UpstreamError]:
         """Route every reply; when the connection ends, say why (ours: recycle, reply timeout; theirs)."""

@@ -39,9 +39,7 @@ def mixed_stream(stream: int, count: int) -> list[Record]:
         elif kind == 4:
             value, ct = samples.facemesh(1, seed=i), b"application/vnd.hume.facemesh+json"
         else:
-            data = samples.b64(samples.text(5, seed=i).encode())
             value = samples.v0_request(samples.text(5, seed=i), {"language": {}}, raw_text=True)
-            del data
             ct = b"application/vnd.hume.stream+json"
         out.append((key, value, [("content-type", ct), *headers]))
     return out

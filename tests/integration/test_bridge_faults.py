@@ -13,7 +13,9 @@ from tests.conftest import TopicFactory
 from tests.integration.harness import (
     API_KEY,
     Collector,
+    Out,
     Record,
+    Topics,
     bridge_config,
     make_topics,
     outcome_sources,
@@ -46,8 +48,9 @@ def counter(metrics: Metrics, name: str, **labels: str) -> float:
     return value or 0.0
 
 
-def assert_in_stream_order(records: list, topics) -> None:  # type: ignore[no-untyped-def]
-    seen: dict[bytes, list[int]] = {}
+def assert_in_stream_order(records: list[Out], topics: Topics) -> None:
+    """Each stream's outcomes carry increasing ``seq`` headers."""
+    seen: dict[bytes | None, list[int]] = {}
     for r in outcomes(records, topics):
         seen.setdefault(r.key, []).append(int(r.headers["seq"]))
     for seqs in seen.values():
