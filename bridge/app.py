@@ -144,13 +144,18 @@ class Bridge:
         log.info(
             "bridge_draining", outstanding=self.tracker.outstanding(), deadline_s=self.config.shutdown_drain_s
         )
-        while self.tracker.outstanding() > 0 and self.clock() < deadline and not self.hard_stop:
+        await self._settle(lambda: self.tracker.outstanding() == 0 or self.hard_stop, deadline)
+        await self._commit()
+        log.info("bridge_drained", outstanding=self.tracker.outstanding())
+
+    async def _settle(self, done: Callable[[], bool], deadline: float) -> None:
+        """Wait until ``done()`` or the deadline, waking on each acknowledged outcome (and at least every
+        0.2 s, for work that settles by failing rather than by an acknowledgement)."""
+        while not done() and self.clock() < deadline:
             self._settled.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(0.2, max(0.0, deadline - self.clock()))):
                     await self._settled.wait()
-        await self._commit()
-        log.info("bridge_drained", outstanding=self.tracker.outstanding())
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         reasons: list[str] = []
@@ -463,15 +468,8 @@ class Bridge:
         try:
             busy = self.router.freeze(owned)
             budget = 0.0 if self.hard_stop else self.config.revoke_drain_s
-            deadline = self.clock() + budget
-            while busy and self.clock() < deadline:
-                busy = [w for w in busy if self.router.is_busy(w)]
-                if not busy:
-                    break
-                self._settled.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(0.2, max(0.0, deadline - self.clock()))):
-                        await self._settled.wait()
+            await self._settle(lambda: not any(self.router.is_busy(w) for w in busy), self.clock() + budget)
+            busy = [w for w in busy if self.router.is_busy(w)]
             await self._commit(only=set(owned))
             async with self._commit_lock:
                 for tp in owned:
