@@ -12,10 +12,13 @@ from typing import Protocol, cast
 # sub-command -> (module, one-line help). Each module provides add_arguments(parser) and main(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bridge.app", "run the service; configuration from the environment"),
-    "demo": ("bridge.demo", "run everything locally on an embedded broker and the Hume emulator"),
-    "emulator": ("bridge.emulator.cli", "serve a local Hume v0 streaming emulator with switchable faults"),
-    "produce": ("bridge.produce", "feed media files into the input topic as a producer would"),
-    "bench": ("bridge.bench", "measure throughput and latency against reference pipelines"),
+    "demo": ("bridge.tools.demo", "run everything locally on an embedded broker and the Hume emulator"),
+    "emulator": (
+        "bridge.tools.emulator.cli",
+        "serve a local Hume emulator with switchable faults",
+    ),
+    "produce": ("bridge.tools.produce", "feed media files into the input topic as a producer would"),
+    "bench": ("bridge.tools.bench", "measure throughput and latency against reference pipelines"),
 }
 
 

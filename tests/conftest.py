@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from bridge.embedded import EmbeddedBroker
+from bridge.tools.embedded import EmbeddedBroker
 
 REAL_KAFKA = os.environ.get("BRIDGE_TEST_KAFKA_BOOTSTRAP", "")
 

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bridge import samples
 from bridge.app import Bridge
 from bridge.config import Config, load
-from bridge.embedded import free_port
 from bridge.metrics import Metrics
+from bridge.tools import samples
+from bridge.tools.embedded import free_port
 
 API_KEY = "test-key-0123456789"
 

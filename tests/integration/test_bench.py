@@ -13,10 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bridge import bench
-from bridge.benchmark import measure
-from bridge.benchmark.report import render
-from bridge.benchmark.runner import Plan, run_bench
+from bridge.tools import bench
+from bridge.tools.benchmark import measure
+from bridge.tools.benchmark.report import render
+from bridge.tools.benchmark.runner import Plan, run_bench
 
 DESIGN_KEYS = ("throughput_rps", "ratio_to_bare", "ratio_to_passthrough", "ratio_to_naive")
 LATENCY_KEYS = ("added_latency_p50_ms", "added_latency_p99_ms")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from bridge import samples
-from bridge.emulator import Emulator
+from bridge.tools import samples
+from bridge.tools.emulator import Emulator
 from tests.conftest import TopicFactory
 from tests.integration.harness import (
     API_KEY,

@@ -6,9 +6,9 @@ import asyncio
 
 import orjson
 
-from bridge import samples
-from bridge.emulator import Emulator, Faults
 from bridge.metrics import Metrics
+from bridge.tools import samples
+from bridge.tools.emulator import Emulator, Faults
 from tests.conftest import TopicFactory
 from tests.integration.harness import (
     API_KEY,

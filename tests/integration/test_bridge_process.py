@@ -7,8 +7,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bridge import samples
-from bridge.emulator import Emulator, Faults
+from bridge.tools import samples
+from bridge.tools.emulator import Emulator, Faults
 from tests.conftest import TopicFactory
 from tests.integration.harness import (
     API_KEY,

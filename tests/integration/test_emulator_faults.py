@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bridge import samples as S
-from bridge.emulator import Emulator, Faults
+from bridge.tools import samples as S
+from bridge.tools.emulator import Emulator, Faults
 
 
 @pytest.fixture

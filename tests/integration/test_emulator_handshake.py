@@ -9,8 +9,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bridge import samples as S
-from bridge.emulator import Emulator
+from bridge.tools import samples as S
+from bridge.tools.emulator import Emulator
 
 KEY = "secret-key"
 

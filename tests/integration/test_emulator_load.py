@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from bridge import samples as S
-from bridge.emulator import Emulator
+from bridge.tools import samples as S
+from bridge.tools.emulator import Emulator
 
 CONNECTIONS = 400
 

@@ -13,9 +13,9 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from bridge import samples as S
 from bridge.cli import main as cli_main
-from bridge.emulator import Emulator
+from bridge.tools import samples as S
+from bridge.tools.emulator import Emulator
 
 
 async def http(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from bridge import samples as S
-from bridge.emulator import Emulator
-from bridge.emulator.labels import EMOTIONS, LANGUAGE_EMOTIONS, SENTIMENT, TOXICITY
-from bridge.emulator.predictions import scores
-from bridge.emulator.protocol import Engine, Session
+from bridge.tools import samples as S
+from bridge.tools.emulator import Emulator
+from bridge.tools.emulator.labels import EMOTIONS, LANGUAGE_EMOTIONS, SENTIMENT, TOXICITY
+from bridge.tools.emulator.predictions import scores
+from bridge.tools.emulator.protocol import Engine, Session
 
 AUDIO = {"prosody": {}, "burst": {}}
 

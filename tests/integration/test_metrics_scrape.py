@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge import samples
-from bridge.emulator import Emulator
+from bridge.tools import samples
+from bridge.tools.emulator import Emulator
 from tests.conftest import TopicFactory
 from tests.deploy_refs import exposition_names, referenced_metrics
 from tests.integration.harness import (

@@ -18,7 +18,7 @@ from PIL import Image
 
 from bridge import cli
 from bridge.media import FACEMESH_LANDMARKS, MediaKind, inspect_audio
-from bridge.produce import default_bootstrap, default_key, default_topic, expand_paths, plan_records
+from bridge.tools.produce import default_bootstrap, default_key, default_topic, expand_paths, plan_records
 from tests.conftest import TopicFactory
 
 # --------------------------------------------------------------------------------------------------------
@@ -354,7 +354,7 @@ async def test_a_bad_file_fails_the_command_but_not_the_others(
 
 async def test_unreachable_broker_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """With no broker at the address, the command says so within its deadline and exits 1."""
-    from bridge.embedded import free_port
+    from bridge.tools.embedded import free_port
 
     (tmp_path / "a.txt").write_text("hello")
     code = await produce(

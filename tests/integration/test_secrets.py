@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bridge import samples
-from bridge.emulator import Emulator
+from bridge.tools import samples
+from bridge.tools.emulator import Emulator
 from tests.conftest import TopicFactory
 from tests.integration.harness import (
     API_KEY,

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge.emulator.protocol import Engine, Reply, Session
+from bridge.tools.emulator.protocol import Engine, Reply, Session
 
 
 class Asker:

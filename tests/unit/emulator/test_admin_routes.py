@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bridge.emulator import Emulator, RequestLogEntry
-from bridge.emulator.admin import route
+from bridge.tools.emulator import Emulator, RequestLogEntry
+from bridge.tools.emulator.admin import route
 
 
 def entry(connection_id: int, payload_id: str) -> RequestLogEntry:

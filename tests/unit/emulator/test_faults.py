@@ -7,9 +7,9 @@ import shlex
 
 import pytest
 
-from bridge.emulator import Faults, FaultsError
-from bridge.emulator.cli import add_arguments, faults_from_args
-from bridge.emulator.faults import HandshakeLimiter, reply_delay_s, should_drop
+from bridge.tools.emulator import Faults, FaultsError
+from bridge.tools.emulator.cli import add_arguments, faults_from_args
+from bridge.tools.emulator.faults import HandshakeLimiter, reply_delay_s, should_drop
 
 
 def test_defaults_match_the_contract() -> None:

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from bridge import samples as S
-from bridge.emulator.media import (
+from bridge.tools import samples as S
+from bridge.tools.emulator.media import (
     Media,
     MediaCache,
     MediaKind,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.emulator import predictions as P
-from bridge.emulator.labels import EMOTIONS, LANGUAGE_EMOTIONS
+from bridge.tools.emulator import predictions as P
+from bridge.tools.emulator.labels import EMOTIONS, LANGUAGE_EMOTIONS
 
 
 @given(st.binary(max_size=64))

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import samples as S
-from bridge.emulator.labels import DESCRIPTIONS, EMOTIONS, FACS, LANGUAGE_EMOTIONS, SENTIMENT, TOXICITY
-from bridge.emulator.protocol import Engine, Session, parse_request
+from bridge.tools import samples as S
+from bridge.tools.emulator.labels import DESCRIPTIONS, EMOTIONS, FACS, LANGUAGE_EMOTIONS, SENTIMENT, TOXICITY
+from bridge.tools.emulator.protocol import Engine, Session, parse_request
 
 from .conftest import Asker
 

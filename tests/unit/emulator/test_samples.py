@@ -1,4 +1,4 @@
-"""bridge.samples: the sample media are what they say they are."""
+"""bridge.tools.samples: the sample media are what they say they are."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import orjson
 import pytest
 from PIL import Image
 
-from bridge import samples as S
+from bridge.tools import samples as S
 
 
 def test_wav_has_the_asked_duration_rate_and_channels() -> None:

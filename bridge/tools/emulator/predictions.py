@@ -7,16 +7,16 @@ Every number is a function of the content, never of time, connection or order of
   in seventy is slightly above 1 (Hume's scores are intensities, not probabilities).
 - Labels are listed in an order shuffled by the same hash: different from the documented alphabetical order
   and different from one prediction to the next, so only lookups by name work.
-- A face: one per image that is not uniform (see :mod:`bridge.emulator.media`), one per sampled frame of a
-  video (frames every ``1 / fps_pred`` s, numbered at a nominal 30 fps, in a nominal 1280 x 720 picture).
+- A face: one per image that is not uniform (see :mod:`bridge.tools.emulator.media`), one per sampled frame
+  of a video (frames every ``1 / fps_pred`` s, numbered at a nominal 30 fps, in a nominal 1280 x 720 picture).
   ``prob`` lies in [0.99, 0.9999); a face under ``prob_threshold`` or with a box side under
   ``min_face_size`` pixels is not reported. ``bbox`` is inside the picture, about half its size.
 - Language units (end-exclusive character positions into the text): ``word`` = each run of non-space
   characters; ``sentence`` = text up to and including a run of ``.``, ``!`` or ``?``; ``utterance`` = each
   non-empty line; ``passage`` = the whole text. Leading and trailing white space is never part of a unit.
   A unit's scores depend on its text only, so the same word scores the same everywhere.
-- Prosody: one prediction per payload in the audio window (see :mod:`bridge.emulator.protocol`), with the
-  payload's time range in the window; burst: the same for voiced payloads only.
+- Prosody: one prediction per payload in the audio window (see :mod:`bridge.tools.emulator.protocol`), with
+  the payload's time range in the window; burst: the same for voiced payloads only.
 - Facemesh: one prediction per face.
 
 Prediction lists are cached as pre-serialised JSON fragments (bounded LRU), so a repeated payload costs a
@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import orjson
 
-from bridge.emulator.labels import DESCRIPTIONS, EMOTIONS, FACS, LANGUAGE_EMOTIONS, SENTIMENT, TOXICITY
+from bridge.tools.emulator.labels import DESCRIPTIONS, EMOTIONS, FACS, LANGUAGE_EMOTIONS, SENTIMENT, TOXICITY
 
 VIDEO_FRAME_RATE: Final = 30.0
 VIDEO_SIZE: Final = (1280, 720)

@@ -20,8 +20,8 @@ Modules, in the order a frame travels::
 See docs/EMULATOR.md. The bridge never imports this package.
 """
 
-from bridge.emulator.faults import Faults, FaultsError
-from bridge.emulator.server import PATH, Emulator
-from bridge.emulator.stats import RequestLogEntry, Stats
+from bridge.tools.emulator.faults import Faults, FaultsError
+from bridge.tools.emulator.server import PATH, Emulator
+from bridge.tools.emulator.stats import RequestLogEntry, Stats
 
 __all__ = ["PATH", "Emulator", "Faults", "FaultsError", "RequestLogEntry", "Stats"]

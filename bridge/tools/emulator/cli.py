@@ -12,8 +12,8 @@ import signal
 import sys
 from typing import Any
 
-from bridge.emulator.faults import Faults, FaultsError
-from bridge.emulator.server import Emulator
+from bridge.tools.emulator.faults import Faults, FaultsError
+from bridge.tools.emulator.server import Emulator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

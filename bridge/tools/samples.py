@@ -303,8 +303,8 @@ def webm(duration_s: float, *, video: bool = False, audio: bool = True, live: bo
         0x1549A966,
         _ebml_uint(0x2AD7B1, 1_000_000),
         b"" if live else _ebml(0x4489, struct.pack(">d", float(ms))),
-        _ebml(0x4D80, b"bridge.samples"),
-        _ebml(0x5741, b"bridge.samples"),
+        _ebml(0x4D80, b"bridge.tools.samples"),
+        _ebml(0x5741, b"bridge.tools.samples"),
     )
     entries = []
     if video:

@@ -1,6 +1,6 @@
 """``hume-bridge bench [--quick] [--json PATH]``: measure the bridge against reference pipelines on an
 embedded broker and the emulator, print a table and write the figures as JSON (see docs/PERFORMANCE.md).
-The machinery lives in :mod:`bridge.benchmark`."""
+The machinery lives in :mod:`bridge.tools.benchmark`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import orjson
 from aiokafka.errors import KafkaError
 
-from bridge.benchmark.procs import BenchError
-from bridge.benchmark.report import render
-from bridge.benchmark.runner import Plan, run_bench
-from bridge.embedded import EmbeddedBrokerError
+from bridge.tools.benchmark.procs import BenchError
+from bridge.tools.benchmark.report import render
+from bridge.tools.benchmark.runner import Plan, run_bench
+from bridge.tools.embedded import EmbeddedBrokerError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

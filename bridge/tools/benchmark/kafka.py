@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bridge import samples
+from bridge.tools import samples
 
 Headers = tuple[tuple[str, bytes], ...]
 

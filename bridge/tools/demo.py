@@ -25,10 +25,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bridge import log as log_mod
-from bridge import samples
 from bridge.app import Bridge
 from bridge.config import load
-from bridge.embedded import EmbeddedBroker
+from bridge.tools import samples
+from bridge.tools.embedded import EmbeddedBroker
 
 TOPICS = ("hume.media", "hume.predictions", "hume.errors", "hume.warnings")
 
@@ -78,7 +78,7 @@ def top_emotion(models: dict[str, Any]) -> str:
 
 
 async def run_demo(args: argparse.Namespace, console: Console) -> int:
-    from bridge.emulator import Emulator  # the demo, not the bridge, needs the emulator
+    from bridge.tools.emulator import Emulator  # the demo, not the bridge, needs the emulator
 
     api_key = secrets.token_hex(16)
     records = sample_records(args.streams, args.records)

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from bridge.embedded import free_port
+from bridge.tools.embedded import free_port
 
 HOST = "127.0.0.1"
 _METRIC_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")

@@ -36,8 +36,8 @@ from typing import Any
 
 import orjson
 
-from bridge.benchmark import measure
-from bridge.benchmark.kafka import (
+from bridge.tools.benchmark import measure
+from bridge.tools.benchmark.kafka import (
     AUDIO_SECONDS,
     TEXT_BYTES,
     TEXT_MODELS,
@@ -46,9 +46,16 @@ from bridge.benchmark.kafka import (
     audio_records,
     text_records,
 )
-from bridge.benchmark.procs import BenchError, BridgeProcess, Child, EmulatorProcess, RssWatch, cpu_seconds
-from bridge.benchmark.references import LATENCY_HEADER, SOURCE_TS_HEADER, Settings
-from bridge.embedded import EmbeddedBroker
+from bridge.tools.benchmark.procs import (
+    BenchError,
+    BridgeProcess,
+    Child,
+    EmulatorProcess,
+    RssWatch,
+    cpu_seconds,
+)
+from bridge.tools.benchmark.references import LATENCY_HEADER, SOURCE_TS_HEADER, Settings
+from bridge.tools.embedded import EmbeddedBroker
 
 MiB = 1024 * 1024
 API_KEY = "bench-key"
@@ -349,7 +356,7 @@ class Bench:
             inflight=self.plan.inflight,
             group=f"bench-{uuid.uuid4().hex[:10]}" if kind == "naive" else "",
         )
-        argv = [sys.executable, "-m", "bridge.benchmark.references", settings.to_json()]
+        argv = [sys.executable, "-m", "bridge.tools.benchmark.references", settings.to_json()]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         return Child(f"the {kind} reference", argv, env, self._log(kind))
 

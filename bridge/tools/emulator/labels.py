@@ -1,7 +1,7 @@
 """The label sets Hume's v0 streaming models score, complete and spelled as Hume spells them.
 
 The tuples are in Hume's documented (alphabetical) order; the emulator never emits them in this order (see
-:mod:`bridge.emulator.predictions`), so a client that reads scores by position instead of by name breaks.
+:mod:`bridge.tools.emulator.predictions`), so a client that reads scores by position, not by name, breaks.
 """
 
 from __future__ import annotations

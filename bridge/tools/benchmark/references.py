@@ -1,6 +1,6 @@
 """The reference pipelines the bridge is compared with, each run in a process of its own like the bridge:
 
-``python -m bridge.benchmark.references '<JSON settings>'``
+``python -m bridge.tools.benchmark.references '<JSON settings>'``
 
 - **passthrough**: consume → produce the value unchanged; no Hume call (the Kafka ceiling).
 - **bare**: consume → send over ``sessions`` WebSocket connections with ``inflight`` requests in flight on
@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bridge.benchmark.kafka import CONSUMER_OPTIONS, PRODUCER_OPTIONS, hume_request
+from bridge.tools.benchmark.kafka import CONSUMER_OPTIONS, PRODUCER_OPTIONS, hume_request
 
 KINDS = ("passthrough", "bare", "naive")
 LATENCY_HEADER = "bench-latency-ms"
@@ -240,7 +240,7 @@ async def run_reference(s: Settings) -> tuple[int, float | None]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m bridge.benchmark.references '<JSON settings>'", file=sys.stderr)
+        print("usage: python -m bridge.tools.benchmark.references '<JSON settings>'", file=sys.stderr)
         return 2
     settings = Settings.from_json(argv[0])
     if settings.kind not in KINDS:

@@ -24,10 +24,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from bridge.emulator.faults import FaultsError
+from bridge.tools.emulator.faults import FaultsError
 
 if TYPE_CHECKING:
-    from bridge.emulator.server import Emulator
+    from bridge.tools.emulator.server import Emulator
 
 MAX_BODY_BYTES: Final = 1 << 20
 _REASONS: Final = {

@@ -27,10 +27,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from bridge.emulator.admin import AdminServer
-from bridge.emulator.faults import Faults, HandshakeLimiter, reply_delay_s, should_drop
-from bridge.emulator.protocol import Engine, Reply, Session
-from bridge.emulator.stats import RequestLogEntry, Stats
+from bridge.tools.emulator.admin import AdminServer
+from bridge.tools.emulator.faults import Faults, HandshakeLimiter, reply_delay_s, should_drop
+from bridge.tools.emulator.protocol import Engine, Reply, Session
+from bridge.tools.emulator.stats import RequestLogEntry, Stats
 
 PATH: Final = "/v0/stream/models"
 API_KEY_HEADER: Final = "X-Hume-Api-Key"

@@ -2,7 +2,7 @@
 
 No sockets, no clock, no ``await``: :class:`Session` holds what Hume keeps per connection (the audio window,
 face identities, the job id) and :meth:`Session.handle` turns a frame into a :class:`Reply`. The asyncio
-shell in :mod:`bridge.emulator.server` adds latency, ordering, faults and the network.
+shell in :mod:`bridge.tools.emulator.server` adds latency, ordering, faults and the network.
 
 Validation, in this order (the first failure is the reply; Hume documents the codes, not their order):
 
@@ -38,15 +38,15 @@ from typing import Any, Final
 
 import orjson
 
-from bridge.emulator import predictions as P
-from bridge.emulator.media import (
+from bridge.tools.emulator import predictions as P
+from bridge.tools.emulator.media import (
     MAX_IMAGE_SIDE_PX,
     Media,
     MediaCache,
     MediaKind,
     Unparseable,
 )
-from bridge.emulator.predictions import FaceOptions, FragmentCache, LanguageOptions
+from bridge.tools.emulator.predictions import FaceOptions, FragmentCache, LanguageOptions
 
 MAX_AUDIO_MS: Final = 5000
 MAX_VIDEO_MS: Final = 5000
