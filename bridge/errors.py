@@ -39,6 +39,14 @@ class Code(StrEnum):
     TEXT_TOO_LONG = "TEXT_TOO_LONG"  # over 10,000 characters
     FACEMESH_TOO_LARGE = "FACEMESH_TOO_LARGE"  # over 10 faces
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # failed max_attempts times while Hume was healthy
+    # Hume v1 (bridge/upstream/v1/media.py)
+    NOT_OFFERED_BY_API = "NOT_OFFERED_BY_API"  # text or facemesh: the selected Hume API has no such model
+    AUDIO_DECODE_FAILED = "AUDIO_DECODE_FAILED"  # audio bytes the decoder cannot read (corrupt, truncated)
+    IMAGE_DECODE_FAILED = "IMAGE_DECODE_FAILED"  # image bytes the decoder cannot read (corrupt, truncated)
+    VIDEO_DECODE_FAILED = "VIDEO_DECODE_FAILED"  # video bytes the decoder cannot read, or no video stream
+    INVALID_MEDIA_PARAMETERS = "INVALID_MEDIA_PARAMETERS"  # content-type parameters (rate, channels) invalid
+    EMPTY_MEDIA = "EMPTY_MEDIA"  # a readable container with no audio samples or no video frames
+    VIDEO_TOO_LONG = "VIDEO_TOO_LONG"  # video record over the bridge's decode limit
 
 
 class BridgeError(Exception):

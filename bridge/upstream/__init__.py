@@ -1,0 +1,1 @@
+"""Upstream adapters: one subpackage per Hume API behind the seam the core uses."""

@@ -1,0 +1,1 @@
+"""Hume v1: media conversion, the realtime protocol, span ledger and pacing (pure parts)."""
