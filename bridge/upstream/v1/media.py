@@ -22,6 +22,7 @@ Raw PCM, as content types:
   ``channels`` to 1. Encodings: s8, u8, s16le, s16be, s24le, s24be, s32le, s32be, f32le, f32be, f64le,
   f64be, mulaw, alaw.
 A length that is not a whole number of sample frames is refused (AUDIO_DECODE_FAILED), never padded.
+Bytes labelled as raw PCM that start with a RIFF/WAVE header are read as the WAV they are.
 """
 
 from __future__ import annotations
@@ -274,7 +275,8 @@ def audio_to_pcm16k(value: bytes, content_type: str | None, limits: MediaLimits 
         raise _err(Code.EMPTY_VALUE, "the record has no bytes")
     essence, params = _essence_and_params(content_type) if content_type else ("", {})
     raw = _raw_pcm_format(essence, params)
-    if raw is not None:
+    # WAV chunks labelled as raw PCM are common: a RIFF/WAVE header means the header is right, not the label.
+    if raw is not None and sniff(value) != "audio/wav":
         demuxer, width, rate, channels = raw
         frame_bytes = width * channels
         if len(value) % frame_bytes:

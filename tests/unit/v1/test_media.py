@@ -121,6 +121,13 @@ def test_audio_pcm_without_parameters_is_hume_native_and_passes_unchanged() -> N
     assert audio_to_pcm16k(pcm, "audio/pcm").pcm == pcm
 
 
+def test_wav_labelled_as_raw_pcm_is_read_as_wav() -> None:
+    """The header wins over the label: no click from 44 header bytes, the WAV's own rate is used."""
+    out = audio_to_pcm16k(samples.wav(8_000, 0.5, 2), "audio/pcm")
+    assert (out.container, out.source_rate, out.source_channels) == ("wav", 8_000, 2)
+    _assert_tone(out.pcm, 0.5)
+
+
 def test_audio_pcm_encoding_parameter() -> None:
     """audio/pcm;encoding=f32le;rate=8000;channels=2 is float little-endian."""
     tone = samples.tone(8_000, 0.5, 2)
