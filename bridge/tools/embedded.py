@@ -14,6 +14,15 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+# Settings of ``hume-bridge run`` that suit the embedded broker: it refuses producer ids (so the idempotent
+# producer would only be refused first), and the group's first join waits out the session timeout.
+LOCAL_ENV: dict[str, str] = {
+    "BRIDGE_KAFKA_IDEMPOTENCE": "off",
+    "BRIDGE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "BRIDGE_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    "BRIDGE_HTTP_HOST": "127.0.0.1",
+}
+
 
 class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be found or did not start."""
@@ -54,6 +63,14 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.returncode
 
     def start(self) -> EmbeddedBroker:
         if self.port == 0:

@@ -16,7 +16,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -24,7 +24,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from bridge.errors import Code, MediaError
+from bridge.config import KafkaConfig, load_kafka
+from bridge.errors import Code, ConfigError, MediaError
 from bridge.media import (
     AUDIO_LIMIT_MS,
     ENVELOPE_CONTENT_TYPE,
@@ -40,13 +41,14 @@ from bridge.media import (
     sniff,
     split_wav,
 )
+from bridge.source import client_options
 
 DEFAULT_CHUNK_MS = 4000.0
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TOPIC = "hume.media"
 DEFAULT_TIMEOUT_S = 30.0
 
-# Compound suffixes that name a payload kind; the key of such a file is its name without them.
+# Compound suffixes that name a payload kind.
 FACEMESH_SUFFIX = ".facemesh.json"
 ENVELOPE_SUFFIX = ".hume.json"
 
@@ -78,13 +80,9 @@ class _Skip(Exception):
 
 
 def default_key(path: PurePath) -> str:
-    """The stream key of a file: its name without extension (``call-17.wav`` -> ``call-17``), so one file is
-    one stream; ``.facemesh.json`` and ``.hume.json`` are removed whole."""
-    name = path.name
-    for suffix in (FACEMESH_SUFFIX, ENVELOPE_SUFFIX):
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return path.stem or name
+    """The stream key of a file: its whole name (``call-17.wav``), so one file is one stream, and
+    ``speech.wav`` and ``speech.mp3`` are two."""
+    return path.name
 
 
 def _headers(content_type: str, models: bytes | None, extra: Sequence[tuple[str, str]]) -> tuple[Header, ...]:
@@ -215,21 +213,19 @@ how files become records (the content type is sniffed from the bytes):
   *{FACEMESH_SUFFIX}  one {FACEMESH_CONTENT_TYPE} record
   *{ENVELOPE_SUFFIX}      one {ENVELOPE_CONTENT_TYPE} record (a complete Hume request, forwarded as given)
 
-All records of a file share one key (one file = one stream): --key, or the file name without extension.
+All records of a file share one key (one file = one stream): --key, or the file's whole name, so
+speech.wav and speech.mp3 are two streams. Kafka connection and security come from the same environment
+as `hume-bridge run` (BRIDGE_KAFKA_BOOTSTRAP, BRIDGE_KAFKA_SECURITY_PROTOCOL, the SASL and SSL settings).
 Directories are walked recursively, hidden files skipped. A file that cannot be read, recognised or sent is
 reported on stderr and the exit code is 1; every other file is still sent.
 """
 
 
-def default_bootstrap(env: Mapping[str, str]) -> str:
-    """``$BRIDGE_KAFKA_BOOTSTRAP``, else localhost:9092."""
-    return env.get("BRIDGE_KAFKA_BOOTSTRAP", "").strip() or DEFAULT_BOOTSTRAP
-
-
-def default_topic(env: Mapping[str, str]) -> str:
-    """The first of ``$BRIDGE_INPUT_TOPICS`` (comma-separated), else hume.media."""
-    topics = [t.strip() for t in env.get("BRIDGE_INPUT_TOPICS", "").split(",")]
-    return next((t for t in topics if t), DEFAULT_TOPIC)
+def kafka_settings(env: Mapping[str, str], bootstrap: str | None = None) -> KafkaConfig:
+    """The Kafka settings of ``run`` (connection, security, topics) read from ``env`` by the same table,
+    with ``--bootstrap`` over ``BRIDGE_KAFKA_BOOTSTRAP``; raises ConfigError naming every bad variable."""
+    kafka = load_kafka(env)
+    return replace(kafka, bootstrap=bootstrap) if bootstrap else kafka
 
 
 def _models_arg(text: str) -> dict[str, Any]:
@@ -276,13 +272,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="media files or directories")
     parser.add_argument(
         "--bootstrap",
-        help=f"Kafka bootstrap servers (default: $BRIDGE_KAFKA_BOOTSTRAP or {DEFAULT_BOOTSTRAP})",
+        help=f"Kafka bootstrap servers (default: $BRIDGE_KAFKA_BOOTSTRAP or {DEFAULT_BOOTSTRAP}); security "
+        "settings as for run (BRIDGE_KAFKA_SECURITY_PROTOCOL, SASL, SSL)",
     )
     parser.add_argument(
         "--topic", help=f"input topic (default: the first of $BRIDGE_INPUT_TOPICS, or {DEFAULT_TOPIC})"
     )
     parser.add_argument(
-        "--key", help="stream key for every record (default: each file's name without extension)"
+        "--key", help="stream key for every record (default: each file's whole name, e.g. call-17.wav)"
     )
     parser.add_argument(
         "--models",
@@ -374,9 +371,9 @@ async def _deliver(
     return acked, ((str(failure) or type(failure).__name__) if failure is not None else None)
 
 
-async def _produce(args: argparse.Namespace) -> int:
-    bootstrap: str = args.bootstrap or default_bootstrap(os.environ)
-    topic: str = args.topic or default_topic(os.environ)
+async def _produce(args: argparse.Namespace, kafka: KafkaConfig) -> int:
+    bootstrap = kafka.bootstrap
+    topic: str = args.topic or kafka.input_topics[0]
     timeout_s: float = args.timeout_s
 
     def report(level: str, message: str) -> None:
@@ -387,7 +384,7 @@ async def _produce(args: argparse.Namespace) -> int:
         report("error", problem)
     failed = len(problems)
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="hume-bridge-produce")
+    producer = AIOKafkaProducer(**client_options(kafka), acks="all", client_id="hume-bridge-produce")
     try:
         async with asyncio.timeout(timeout_s):
             await producer.start()
@@ -446,6 +443,11 @@ async def _produce(args: argparse.Namespace) -> int:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_produce(args))
+        kafka = kafka_settings(os.environ, args.bootstrap)
+    except ConfigError as exc:
+        print(f"hume-bridge produce: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_produce(args, kafka))
     except KeyboardInterrupt:
         return 130
