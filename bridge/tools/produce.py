@@ -15,7 +15,7 @@ import contextlib
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any
@@ -42,6 +42,7 @@ from bridge.media import (
     split_wav,
 )
 from bridge.source import client_options
+from bridge.tools import samples
 
 DEFAULT_CHUNK_MS = 4000.0
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -201,6 +202,18 @@ def plan_records(
 # --------------------------------------------------------------------------------------------------------
 # The command: arguments, file walking and sending.
 
+# ``--samples``: what a first run needs to see every kind of outcome (name -> bytes, made on demand).
+SAMPLE_FILES: tuple[tuple[str, Callable[[], bytes]], ...] = (
+    ("call.wav", lambda: samples.wav(6.0, freq_hz=220.0)),  # two chunks: two prosody predictions
+    ("face.jpg", lambda: samples.jpeg(96, 96, seed=1)),  # a face prediction
+    (
+        "chat.txt",
+        lambda: b"I can't believe it worked!\nWhy is this still broken?\n",
+    ),  # two language predictions
+    ("blank.png", lambda: samples.png(64, 64, uniform=True)),  # a prediction and a "no faces" warning
+    ("long.txt", lambda: b"word " * 2_001),  # over Hume's 10,000 characters: a TEXT_TOO_LONG error outcome
+)
+
 DESCRIPTION = "Feed media files into the bridge's input topic as a producer would."
 
 EPILOG = f"""\
@@ -269,7 +282,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="media files or directories")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="media files or directories")
+    parser.add_argument(
+        "--samples",
+        action="store_true",
+        help="also send generated sample media: " + ", ".join(name for name, _ in SAMPLE_FILES),
+    )
     parser.add_argument(
         "--bootstrap",
         help=f"Kafka bootstrap servers (default: $BRIDGE_KAFKA_BOOTSTRAP or {DEFAULT_BOOTSTRAP}); security "
@@ -379,7 +397,13 @@ async def _produce(args: argparse.Namespace, kafka: KafkaConfig) -> int:
     def report(level: str, message: str) -> None:
         print(f"{level}: {message}", file=sys.stderr)
 
+    if not args.paths and not args.samples:
+        report("error", "name at least one file or directory, or --samples")
+        return 2
     files, problems = expand_paths(args.paths)
+    sources: list[tuple[PurePath, bytes | None]] = [(path, None) for path in files]
+    if args.samples:
+        sources += [(PurePath(name), make()) for name, make in SAMPLE_FILES]
     for problem in problems:
         report("error", problem)
     failed = len(problems)
@@ -398,9 +422,9 @@ async def _produce(args: argparse.Namespace, kafka: KafkaConfig) -> int:
     counts: Counter[MediaKind] = Counter()
     sent_bytes = 0
     try:
-        for index, path in enumerate(files):
+        for index, (path, given) in enumerate(sources):
             try:
-                data = await asyncio.to_thread(path.read_bytes)
+                data = given if given is not None else await asyncio.to_thread(Path(path).read_bytes)
             except OSError as exc:
                 report("error", f"{path}: cannot read: {exc.strerror or exc}")
                 failed += 1
@@ -418,7 +442,7 @@ async def _produce(args: argparse.Namespace, kafka: KafkaConfig) -> int:
                 async with asyncio.timeout(timeout_s):
                     acked, error = await _deliver(producer, topic, plan.records)
             except TimeoutError:
-                left = len(files) - index - 1
+                left = len(sources) - index - 1
                 report(
                     "error",
                     f"{path}: not acknowledged by {bootstrap} within {timeout_s:g} s; stopping with "
