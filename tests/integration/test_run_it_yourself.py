@@ -153,7 +153,7 @@ def test_readme_run_it_yourself(tmp_path: Path, shell_env: dict[str, str]) -> No
         assert [e for e in logged if e.get("level") in ("error", "critical")] == []
         assert any(e["event"] == "bridge_stopped" for e in logged)
         assert emulator.stop(signal.SIGINT) == 0
-        assert broker.stop(signal.SIGINT) == 0
+        assert broker.stop(signal.SIGTERM) == 0
         assert not (tmp_path / "local.env").exists()
     finally:
         for terminal in reversed(terminals):
