@@ -213,53 +213,43 @@ async def tail(args: argparse.Namespace, kafka: KafkaConfig, out: TextIO, err: T
         loop.add_signal_handler(sig, stop.set)
     consumer = AIOKafkaConsumer(**client_options(kafka), group_id=None, enable_auto_commit=False)
     try:
-        async with asyncio.timeout(args.timeout_s):
-            await consumer.start()
-            tps = await _partitions(consumer, topics, err)
-            if tps is None:
-                return 1
-            consumer.assign(tps)
-            if args.from_beginning:
-                await consumer.seek_to_beginning(*tps)
-            else:
-                await consumer.seek_to_end(*tps)
-            for tp in tps:  # resolve every position now: records produced from here on are shown
-                await consumer.position(tp)
-    except (KafkaError, OSError, TimeoutError) as exc:
+        try:
+            async with asyncio.timeout(args.timeout_s):
+                await consumer.start()
+                tps = await _partitions(consumer, topics, err)
+                if tps is None:
+                    return 1
+                consumer.assign(tps)
+                if args.from_beginning:
+                    await consumer.seek_to_beginning(*tps)
+                else:
+                    await consumer.seek_to_end(*tps)
+                for tp in tps:  # resolve every position now: records produced from here on are shown
+                    await consumer.position(tp)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            print(f"hume-bridge tail: cannot read from Kafka at {kafka.bootstrap}: {reason}", file=err)
+            return 1
+        where = "from the beginning" if args.from_beginning else "new records only"
         print(
-            f"hume-bridge tail: cannot read from Kafka at {kafka.bootstrap}: {exc or type(exc).__name__}",
+            f"tailing {', '.join(topics)} on {kafka.bootstrap} ({where}); Ctrl-C to stop",
             file=err,
+            flush=True,
         )
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        return 1
-    where = "from the beginning" if args.from_beginning else "new records only"
-    print(f"tailing {', '.join(topics)} on {kafka.bootstrap} ({where}); Ctrl-C to stop", file=err, flush=True)
-    seen = 0
-    try:
+        seen = 0
         while not stop.is_set() and (args.count is None or seen < args.count):
-            fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=500, max_records=500))
-            halt = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait({fetch, halt}, return_when=asyncio.FIRST_COMPLETED)
-            halt.cancel()
-            if fetch not in done:
-                fetch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, KafkaError):
-                    await fetch
-                break
-            batches = fetch.result()
+            # a short fetch wait, so that a signal is noticed within half a second
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for tp, messages in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
                 for m in messages:
+                    if args.count is not None and seen >= args.count:
+                        break
                     if args.json:
                         line = as_json(tp.topic, tp.partition, m.offset, m.timestamp, m.key, m.value)
                     else:
                         line = describe_bytes(m.value).render(m.timestamp)
                     print(line, file=out, flush=True)
                     seen += 1
-                    if args.count is not None and seen >= args.count:
-                        break
-                if args.count is not None and seen >= args.count:
-                    break
     finally:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(10):
