@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,6 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="also write the environment to PATH as `export` lines (`. PATH` in another shell)",
     )
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def topics_of(kafka: KafkaConfig) -> list[str]:
@@ -96,6 +106,13 @@ async def serve(args: argparse.Namespace, kafka: KafkaConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if args.port and not port_free(args.host, args.port):
+        print(
+            f"hume-bridge broker: {args.host}:{args.port} is in use (another broker?); pick another "
+            "port with --port, or --port 0 for a free one",
+            file=sys.stderr,
+        )
+        return 1
     broker = EmbeddedBroker(host=args.host, port=args.port)
     try:
         await asyncio.to_thread(broker.start)

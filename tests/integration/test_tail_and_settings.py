@@ -1,9 +1,11 @@
-"""``hume-bridge tail`` against the real broker, and ``run``'s start-up warning about unknown variables."""
+"""``hume-bridge tail`` against the real broker, ``broker`` on a taken port, and ``run``'s start-up warning
+about unknown variables."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 
@@ -85,3 +87,21 @@ def test_run_warns_about_a_misspelt_setting_with_the_closest_name() -> None:
     assert warnings["BRIDGE_TYPO_VAR"]["did_you_mean"] is None
     assert "HUME_API_KEY: required" in done.stderr
     assert "BRIDGE_HUME_URL: expected a ws:// or wss:// URL" in done.stderr
+
+
+def test_broker_on_a_taken_port_says_so() -> None:
+    """hume-bridge broker on a port already in use exits 1 naming the address and the way out."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "bridge", "broker", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_clean_env(),
+        )
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port} is in use" in done.stderr
+    assert "--port 0" in done.stderr
