@@ -14,8 +14,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-# Settings of ``hume-bridge run`` that suit the embedded broker: it refuses producer ids (so the idempotent
-# producer would only be refused first), and the group's first join waits out the session timeout.
+# Settings of ``hume-bridge run`` that suit the embedded broker. It refuses producer ids, so asking for the
+# idempotent producer only yields an error line from aiokafka and a fallback. Its first group join takes
+# about half the session timeout: measured, 16 s with the default 30 s, 3.5 s with 6 s.
 LOCAL_ENV: dict[str, str] = {
     "BRIDGE_KAFKA_IDEMPOTENCE": "off",
     "BRIDGE_KAFKA_SESSION_TIMEOUT_MS": "6000",
