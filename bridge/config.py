@@ -1,16 +1,22 @@
 """Configuration: one frozen dataclass tree, built from the environment in one place.
 
-Every field has a default and its unit in its name. :func:`load` reads every variable, collects every
-problem and raises one :class:`~bridge.errors.ConfigError` naming all of them. Secrets may come from
+Every field has a default and its unit in its name. :data:`SETTINGS` is the one table of environment
+variables (name, field, parser, meaning); ``run --help``, the README and the ConfigMap are rendered from it.
+:func:`load` reads every variable, collects every problem and raises one :class:`~bridge.errors.ConfigError`
+naming all of them. Secrets may come from
 ``NAME`` or from a file named by ``NAME_FILE``; they are held in :class:`Secret`, whose ``repr`` and
 ``str`` never show the value.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import textwrap
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -18,7 +24,6 @@ import orjson
 
 from bridge.errors import ConfigError
 
-T = TypeVar("T")
 N = TypeVar("N", int, float)
 
 KNOWN_MODELS = ("face", "language", "prosody", "burst", "facemesh")
@@ -140,105 +145,113 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Reading the environment: every variable the bridge knows, with its parser. Problems are collected.
+# How a value is read from its variable. Each parser raises _Invalid with what it expected.
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
+class _Invalid(ValueError):
+    """A value that does not parse; the message says what was expected."""
 
-    def raw(self, name: str) -> str | None:
-        value = self.env.get(name)
-        return None if value is None or value.strip() == "" else value.strip()
 
-    def get(self, name: str, default: T, parse: Callable[[str], T], expect: str) -> T:
-        text = self.raw(name)
-        if text is None:
-            return default
+@dataclass(frozen=True, slots=True)
+class Text:
+    def __call__(self, text: str) -> str:
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class SecretText:
+    """A secret: from ``NAME`` or from the file named by ``NAME_FILE`` (read by :func:`_read`)."""
+
+    def __call__(self, text: str) -> Secret:
+        return Secret(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    choices: tuple[str, ...]
+    upper: bool = True
+
+    def __call__(self, text: str) -> str:
+        value = text.upper() if self.upper else text.lower()
+        if value not in self.choices:
+            raise _Invalid(f"expected one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Integer:
+    low: int
+    high: int | None = None
+
+    def __call__(self, text: str) -> int:
         try:
-            return parse(text)
-        except (ValueError, TypeError):
-            self.problems.append(f"{name}: expected {expect}, got {text!r}")
-            return default
+            value = int(text)
+        except ValueError:
+            raise _Invalid(f"expected an integer, got {text!r}") from None
+        return _in_range(value, self.low, self.high)
 
-    def secret(self, name: str) -> Secret:
-        direct = self.env.get(name, "")
-        path = self.raw(f"{name}_FILE")
-        if direct and path:
-            self.problems.append(f"{name} and {name}_FILE: set one of them, not both")
-        if path:
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    return Secret(fh.read().strip())
-            except OSError as exc:
-                self.problems.append(f"{name}_FILE: cannot read {path!r} ({exc.strerror})")
-                return Secret("")
-        return Secret(direct.strip())
 
-    def string(self, name: str, default: str) -> str:
-        return self.get(name, default, str, "a string")
+@dataclass(frozen=True, slots=True)
+class Number:
+    low: float
+    high: float | None = None
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...], upper: bool = True) -> str:
-        value = self.string(name, default)
-        value = value.upper() if upper else value.lower()
-        if value not in choices:
-            self.problems.append(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
-            return default
-        return value
+    def __call__(self, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _Invalid(f"expected a number, got {text!r}") from None
+        return _in_range(value, self.low, self.high)
 
-    def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
-        value = self.get(name, default, int, "an integer")
-        return self._range(name, value, default, low, high)
 
-    def number(self, name: str, default: float, low: float, high: float | None = None) -> float:
-        value = self.get(name, default, float, "a number")
-        return self._range(name, value, default, low, high)
+def _in_range(value: N, low: float, high: float | None) -> N:
+    if value < low or (high is not None and value > high) or value != value:
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise _Invalid(f"expected a value {bounds}, got {value}")
+    return value
 
-    def _range(self, name: str, value: N, default: N, low: float, high: float | None) -> N:
-        if value < low or (high is not None and value > high):
-            bounds = f"at least {low}" if high is None else f"between {low} and {high}"
-            self.problems.append(f"{name}: expected a value {bounds}, got {value}")
-            return default
-        return value
 
-    def boolean(self, name: str, default: bool) -> bool:
-        return self.get(name, default, _parse_bool, "true or false")
+@dataclass(frozen=True, slots=True)
+class Flag:
+    def __call__(self, text: str) -> bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise _Invalid(f"expected true or false, got {text!r}")
 
-    def topics(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        text = self.raw(name)
-        if text is None:
-            return default
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Comma-separated topic names (``many``), or exactly one."""
+
+    many: bool = True
+
+    def __call__(self, text: str) -> tuple[str, ...] | str:
         topics = tuple(t.strip() for t in text.split(",") if t.strip())
-        bad = [t for t in topics if not _valid_topic(t)]
-        if not topics or bad:
-            self.problems.append(f"{name}: expected comma-separated Kafka topic names, got {text!r}")
-            return default
-        return topics
+        if self.many and topics and all(_valid_topic(t) for t in topics):
+            return topics
+        if not self.many and _valid_topic(text):
+            return text
+        what = "comma-separated Kafka topic names" if self.many else "one Kafka topic name"
+        raise _Invalid(f"expected {what}, got {text!r}")
 
-    def models(self, name: str, default: Mapping[str, Any]) -> Mapping[str, Any]:
-        text = self.raw(name)
-        if text is None:
-            return default
+
+@dataclass(frozen=True, slots=True)
+class Models:
+    def __call__(self, text: str) -> dict[str, Any]:
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError:
-            self.problems.append(f"{name}: expected a JSON object of models, got invalid JSON")
-            return default
+            raise _Invalid("expected a JSON object of models, got invalid JSON") from None
         problem = models_problem(value)
         if problem:
-            self.problems.append(f"{name}: {problem}")
-            return default
+            raise _Invalid(problem)
         return dict(value)
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(text)
+Parser = Text | SecretText | Choice | Integer | Number | Flag | Topics | Models
 
 
 def _valid_topic(name: str) -> bool:
@@ -258,126 +271,608 @@ def models_problem(value: Any) -> str | None:
     return None
 
 
-def load(env: Mapping[str, str] | None = None) -> Config:
-    """Build the configuration from ``env`` (default: the process environment); raise on any problem."""
-    r = _Reader(os.environ if env is None else env)
-    dk, dh, dr, dl, dc = KafkaConfig(), HumeConfig(), RetryConfig(), LimitsConfig(), Config()
+# ---------------------------------------------------------------------------------------------------------
+# THE settings table. One entry per environment variable; ``run --help``, the README's configuration section
+# and deploy/k8s/bridge.env are rendered from it (scripts/sync_settings.py rewrites the last two, and a unit
+# test keeps them equal). The default is the dataclass field's default, found by ``path``.
 
-    kafka = KafkaConfig(
-        bootstrap=r.string("BRIDGE_KAFKA_BOOTSTRAP", dk.bootstrap),
-        security_protocol=r.choice(
-            "BRIDGE_KAFKA_SECURITY_PROTOCOL", dk.security_protocol, SECURITY_PROTOCOLS
-        ),
-        sasl_mechanism=r.choice("BRIDGE_KAFKA_SASL_MECHANISM", dk.sasl_mechanism, SASL_MECHANISMS),
-        sasl_username=r.string("BRIDGE_KAFKA_SASL_USERNAME", dk.sasl_username),
-        sasl_password=r.secret("BRIDGE_KAFKA_SASL_PASSWORD"),
-        ssl_cafile=r.string("BRIDGE_KAFKA_SSL_CAFILE", dk.ssl_cafile),
-        ssl_certfile=r.string("BRIDGE_KAFKA_SSL_CERTFILE", dk.ssl_certfile),
-        ssl_keyfile=r.string("BRIDGE_KAFKA_SSL_KEYFILE", dk.ssl_keyfile),
-        ssl_key_password=r.secret("BRIDGE_KAFKA_SSL_KEY_PASSWORD"),
-        ssl_check_hostname=r.boolean("BRIDGE_KAFKA_SSL_CHECK_HOSTNAME", dk.ssl_check_hostname),
-        idempotence=r.choice("BRIDGE_KAFKA_IDEMPOTENCE", dk.idempotence, ("auto", "on", "off"), upper=False),
-        group_id=r.string("BRIDGE_GROUP_ID", dk.group_id),
-        input_topics=r.topics("BRIDGE_INPUT_TOPICS", dk.input_topics),
-        predictions_topic=r.topics("BRIDGE_PREDICTIONS_TOPIC", (dk.predictions_topic,))[0],
-        errors_topic=r.topics("BRIDGE_ERRORS_TOPIC", (dk.errors_topic,))[0],
-        warnings_topic=r.topics("BRIDGE_WARNINGS_TOPIC", (dk.warnings_topic,))[0],
-        fetch_max_records=r.integer("BRIDGE_FETCH_MAX_RECORDS", dk.fetch_max_records, 1, 100_000),
-        fetch_max_wait_ms=r.integer("BRIDGE_KAFKA_FETCH_MAX_WAIT_MS", dk.fetch_max_wait_ms, 0, 60_000),
-        commit_interval_s=r.number("BRIDGE_COMMIT_INTERVAL_S", dk.commit_interval_s, 0.01, 3600),
-        session_timeout_ms=r.integer("BRIDGE_KAFKA_SESSION_TIMEOUT_MS", dk.session_timeout_ms, 1000),
-        heartbeat_interval_ms=r.integer("BRIDGE_KAFKA_HEARTBEAT_INTERVAL_MS", dk.heartbeat_interval_ms, 100),
-        max_poll_interval_ms=r.integer("BRIDGE_KAFKA_MAX_POLL_INTERVAL_MS", dk.max_poll_interval_ms, 1000),
-        linger_ms=r.integer("BRIDGE_KAFKA_LINGER_MS", dk.linger_ms, 0, 10_000),
-        auto_offset_reset=r.choice(
-            "BRIDGE_KAFKA_AUTO_OFFSET_RESET", dk.auto_offset_reset, ("earliest", "latest"), upper=False
-        ),
+
+class Group(StrEnum):
+    """Sections of the settings, in the order they are shown; the value is the heading."""
+
+    HUME = "Hume"
+    KAFKA = "Kafka connection"
+    TOPICS = "Consumer group and topics"
+    KAFKA_CLIENT = "Kafka client tuning"
+    SESSIONS = "Hume sessions"
+    REQUESTS = "Requests and default models"
+    RETRY = "Retries and backoff"
+    LIMITS = "Memory bounds"
+    SERVICE = "HTTP endpoint, logs and shutdown"
+
+
+GROUP_NOTES: dict[Group, str] = {
+    Group.HUME: "In Kubernetes the key comes from the Secret hume-bridge-secrets, mounted as a file.",
+    Group.KAFKA: "In Kubernetes the SASL credentials and the TLS key password come from the Secret "
+    "hume-bridge-secrets.",
+    Group.TOPICS: "The four topics must exist before `run` starts (`hume-bridge broker` creates them "
+    "locally). The KEDA ScaledObject takes the bootstrap servers and the group from here.",
+    Group.KAFKA_CLIENT: "Fetching, commits, group membership and producer batching.",
+    Group.SESSIONS: "The pool of WebSocket sessions to Hume, per pod.",
+    Group.REQUESTS: "What is asked of Hume when a record does not say (`hume-models`, …).",
+    Group.RETRY: "All backoffs are jittered and double up to their maximum.",
+    Group.LIMITS: "Above these the bridge pauses its partitions; resources.limits.memory is sized for them.",
+    Group.SERVICE: "The Service, the probes and the NetworkPolicy use port 9400; "
+    "terminationGracePeriodSeconds (45) stays above the drain deadline.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One environment variable: where its value goes, how it is read, and what it means."""
+
+    name: str
+    path: str  # field in Config: "http_port", "kafka.bootstrap", "hume.default_models.audio"
+    parse: Parser
+    meaning: str
+    group: Group
+    shown_default: str | None = None  # instead of the field's default, e.g. "(required)"
+    deploy: str | None = None  # the ConfigMap's value when not the default (an example if unset by default)
+    from_secret: bool = False  # set from the Secret, never in the ConfigMap
+
+    @property
+    def secret(self) -> bool:
+        return isinstance(self.parse, SecretText)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The variables that set it (a secret also from ``NAME_FILE``)."""
+        return (self.name, f"{self.name}_FILE") if self.secret else (self.name,)
+
+    @property
+    def default(self) -> Any:
+        value: Any = Config()
+        for part in self.path.split("."):
+            value = value[part] if isinstance(value, Mapping) else getattr(value, part)
+        return value
+
+    @property
+    def default_text(self) -> str:
+        """The default as one would write it in the variable; "" when there is none."""
+        if self.shown_default is not None:
+            return self.shown_default
+        return _show(self.default)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Secret):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, Mapping):
+        return json.dumps(value)
+    return "" if value is None else str(value)
+
+
+_H, _K, _T, _C = Group.HUME, Group.KAFKA, Group.TOPICS, Group.KAFKA_CLIENT
+_S, _Q, _R, _L, _V = Group.SESSIONS, Group.REQUESTS, Group.RETRY, Group.LIMITS, Group.SERVICE
+
+
+def _models(kind: str, meaning: str) -> Setting:
+    return Setting(
+        f"BRIDGE_DEFAULT_MODELS_{kind.upper()}", f"hume.default_models.{kind}", Models(), meaning, _Q
     )
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "HUME_API_KEY",
+        "hume.api_key",
+        SecretText(),
+        "Hume API key, sent as X-Hume-Api-Key",
+        _H,
+        shown_default="(required)",
+        from_secret=True,
+    ),
+    Setting("BRIDGE_HUME_URL", "hume.url", Text(), "Hume v0 streaming endpoint (ws:// or wss://)", _H),
+    Setting(
+        "BRIDGE_HUME_PROTOCOL", "hume.protocol", Choice(("v0",), upper=False), "upstream protocol adapter", _H
+    ),
+    Setting(
+        "BRIDGE_KAFKA_BOOTSTRAP",
+        "kafka.bootstrap",
+        Text(),
+        "bootstrap servers, comma-separated host:port",
+        _K,
+        deploy="kafka-bootstrap.kafka.svc:9092",
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SECURITY_PROTOCOL",
+        "kafka.security_protocol",
+        Choice(SECURITY_PROTOCOLS),
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+        _K,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SASL_MECHANISM",
+        "kafka.sasl_mechanism",
+        Choice(SASL_MECHANISMS),
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+        _K,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SASL_USERNAME",
+        "kafka.sasl_username",
+        Text(),
+        "SASL user (required with SASL)",
+        _K,
+        from_secret=True,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SASL_PASSWORD",
+        "kafka.sasl_password",
+        SecretText(),
+        "SASL password (required with SASL)",
+        _K,
+        from_secret=True,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SSL_CAFILE",
+        "kafka.ssl_cafile",
+        Text(),
+        "CA bundle to verify the brokers (default: the system's)",
+        _K,
+        deploy="/etc/kafka-tls/ca.crt",
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SSL_CERTFILE",
+        "kafka.ssl_certfile",
+        Text(),
+        "client certificate for mutual TLS",
+        _K,
+        deploy="/etc/kafka-tls/tls.crt",
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SSL_KEYFILE",
+        "kafka.ssl_keyfile",
+        Text(),
+        "client key for mutual TLS",
+        _K,
+        deploy="/etc/kafka-tls/tls.key",
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SSL_KEY_PASSWORD",
+        "kafka.ssl_key_password",
+        SecretText(),
+        "password of the client key",
+        _K,
+        from_secret=True,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SSL_CHECK_HOSTNAME",
+        "kafka.ssl_check_hostname",
+        Flag(),
+        "verify the brokers' host names",
+        _K,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_IDEMPOTENCE",
+        "kafka.idempotence",
+        Choice(("auto", "on", "off"), upper=False),
+        "idempotent producer: auto (on, off with a warning when the broker refuses producer ids), on, off",
+        _K,
+    ),
+    Setting("BRIDGE_GROUP_ID", "kafka.group_id", Text(), "consumer group", _T),
+    Setting("BRIDGE_INPUT_TOPICS", "kafka.input_topics", Topics(), "input topics, comma-separated", _T),
+    Setting(
+        "BRIDGE_PREDICTIONS_TOPIC", "kafka.predictions_topic", Topics(many=False), "predictions topic", _T
+    ),
+    Setting("BRIDGE_ERRORS_TOPIC", "kafka.errors_topic", Topics(many=False), "error outcomes topic", _T),
+    Setting("BRIDGE_WARNINGS_TOPIC", "kafka.warnings_topic", Topics(many=False), "warnings topic", _T),
+    Setting(
+        "BRIDGE_KAFKA_AUTO_OFFSET_RESET",
+        "kafka.auto_offset_reset",
+        Choice(("earliest", "latest"), upper=False),
+        "where a new group starts: earliest or latest",
+        _C,
+    ),
+    Setting(
+        "BRIDGE_FETCH_MAX_RECORDS", "kafka.fetch_max_records", Integer(1, 100_000), "records per fetch", _C
+    ),
+    Setting(
+        "BRIDGE_KAFKA_FETCH_MAX_WAIT_MS",
+        "kafka.fetch_max_wait_ms",
+        Integer(0, 60_000),
+        "how long the broker may hold a fetch waiting for data, ms",
+        _C,
+    ),
+    Setting(
+        "BRIDGE_COMMIT_INTERVAL_S",
+        "kafka.commit_interval_s",
+        Number(0.01, 3600),
+        "how often commit points are committed, s",
+        _C,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_SESSION_TIMEOUT_MS",
+        "kafka.session_timeout_ms",
+        Integer(1000),
+        "group session timeout, ms (a lost member's partitions move after this)",
+        _C,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_HEARTBEAT_INTERVAL_MS",
+        "kafka.heartbeat_interval_ms",
+        Integer(100),
+        "group heartbeat interval, ms",
+        _C,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_MAX_POLL_INTERVAL_MS",
+        "kafka.max_poll_interval_ms",
+        Integer(1000),
+        "longest pause between fetches before the group drops the member, ms",
+        _C,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_LINGER_MS", "kafka.linger_ms", Integer(0, 10_000), "producer batching delay, ms", _C
+    ),
+    Setting("BRIDGE_POOL_SIZE", "hume.pool_size", Integer(1, 1024), "Hume WebSocket sessions", _S),
+    Setting(
+        "BRIDGE_REQUESTS_PER_SESSION",
+        "hume.requests_per_session",
+        Integer(1, 64),
+        "requests in flight per session",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_CONNECT_TIMEOUT_S", "hume.connect_timeout_s", Number(0.1, 300), "handshake deadline, s", _S
+    ),
+    Setting(
+        "BRIDGE_REPLY_TIMEOUT_S",
+        "hume.reply_timeout_s",
+        Number(0.1, 600),
+        "reply deadline, s; past it the session is reopened and the request retried",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_SESSION_MAX_AGE_S",
+        "hume.session_max_age_s",
+        Number(1, 86_400),
+        "recycle sessions after this long, s (before Hume's one-minute close)",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_HANDSHAKE_RATE_PER_S",
+        "hume.handshake_rate_per_s",
+        Number(0.1, 10_000),
+        "handshakes per second across the pool (Hume allows ~50 per account)",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_MAX_FRAME_BYTES", "hume.max_frame_bytes", Integer(1024), "largest reply frame accepted", _S
+    ),
+    Setting(
+        "BRIDGE_AUDIO_AFFINITY_IDLE_S",
+        "hume.audio_affinity_idle_s",
+        Number(0, 86_400),
+        "how long an idle audio stream keeps its session, s",
+        _S,
+    ),
+    _models("audio", "models for audio when a record has no hume-models header"),
+    _models("video", "models for video"),
+    _models("image", "models for images"),
+    _models("text", "models for text"),
+    _models("facemesh", "models for facemesh landmarks"),
+    Setting(
+        "BRIDGE_STREAM_WINDOW_MS",
+        "hume.stream_window_ms",
+        Number(500, 10_000),
+        "default stream_window_ms for audio, 500-10000 (not set: Hume's 5000)",
+        _Q,
+        shown_default="",
+        deploy="5000",
+    ),
+    Setting("BRIDGE_JOB_DETAILS", "hume.job_details", Flag(), "ask Hume for job_details", _Q),
+    Setting(
+        "BRIDGE_MAX_ATTEMPTS",
+        "retry.max_attempts",
+        Integer(1, 100),
+        "requests per record before RETRIES_EXHAUSTED",
+        _R,
+    ),
+    Setting(
+        "BRIDGE_RETRY_BACKOFF_INITIAL_S",
+        "retry.backoff_initial_s",
+        Number(0.0, 3600),
+        "first retry delay, s",
+        _R,
+    ),
+    Setting(
+        "BRIDGE_RETRY_BACKOFF_MAX_S", "retry.backoff_max_s", Number(0.0, 3600), "longest retry delay, s", _R
+    ),
+    Setting(
+        "BRIDGE_RECONNECT_BACKOFF_INITIAL_S",
+        "retry.reconnect_initial_s",
+        Number(0.0, 3600),
+        "first reconnect delay, s",
+        _R,
+    ),
+    Setting(
+        "BRIDGE_RECONNECT_BACKOFF_MAX_S",
+        "retry.reconnect_max_s",
+        Number(0.0, 3600),
+        "longest reconnect delay, s",
+        _R,
+    ),
+    Setting(
+        "BRIDGE_OUTAGE_PROBE_INITIAL_S",
+        "retry.outage_probe_initial_s",
+        Number(0.01, 3600),
+        "first probe delay during an upstream outage, s",
+        _R,
+    ),
+    Setting(
+        "BRIDGE_OUTAGE_PROBE_MAX_S",
+        "retry.outage_probe_max_s",
+        Number(0.01, 86_400),
+        "longest probe delay during an upstream outage, s",
+        _R,
+    ),
+    Setting(
+        "BRIDGE_MAX_BUFFERED_RECORDS",
+        "limits.max_buffered_records",
+        Integer(1),
+        "pause fetching at this many unfinished records",
+        _L,
+    ),
+    Setting(
+        "BRIDGE_MAX_BUFFERED_BYTES",
+        "limits.max_buffered_bytes",
+        Integer(1024),
+        "... or at this many value bytes",
+        _L,
+    ),
+    Setting(
+        "BRIDGE_RESUME_RATIO",
+        "limits.resume_ratio",
+        Number(0.0, 1.0),
+        "resume fetching below this fraction of both caps",
+        _L,
+    ),
+    Setting(
+        "BRIDGE_MAX_RECORD_BYTES",
+        "limits.max_record_bytes",
+        Integer(1),
+        "larger values become RECORD_TOO_LARGE error outcomes",
+        _L,
+    ),
+    Setting("BRIDGE_HTTP_HOST", "http_host", Text(), "interface of /metrics, /healthz and /readyz", _V),
+    Setting(
+        "BRIDGE_HTTP_PORT", "http_port", Integer(0, 65_535), "port of /metrics, /healthz and /readyz", _V
+    ),
+    Setting(
+        "BRIDGE_LOG_LEVEL",
+        "log_level",
+        Choice(LOG_LEVELS),
+        "DEBUG, INFO, WARNING or ERROR; DEBUG adds per-record and per-commit events",
+        _V,
+    ),
+    Setting(
+        "BRIDGE_SHUTDOWN_DRAIN_S",
+        "shutdown_drain_s",
+        Number(0.0, 3600),
+        "on SIGTERM, how long in-flight work may finish, s",
+        _V,
+    ),
+    Setting(
+        "BRIDGE_REVOKE_DRAIN_S",
+        "revoke_drain_s",
+        Number(0.0, 3600),
+        "how long a revoked partition's in-flight work may finish, s",
+        _V,
+    ),
+)
+
+# Variables with the prefixes below that are not settings of ``run`` but are read elsewhere (tests, bench).
+OTHER_VARIABLES = frozenset({"BRIDGE_TEST_KAFKA_BOOTSTRAP", "BRIDGE_BENCH_LOG_DIR"})
+PREFIXES = ("BRIDGE_", "HUME_")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading the environment: every setting of the table, problems collected, one error for all of them.
+
+
+def _read(env: Mapping[str, str], settings: Iterable[Setting]) -> tuple[dict[str, Any], list[str]]:
+    """The value of every setting that is set, by path, and the problems found."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for s in settings:
+        text = (env.get(s.name) or "").strip()
+        if s.secret:
+            path = (env.get(f"{s.name}_FILE") or "").strip()
+            if text and path:
+                problems.append(f"{s.name} and {s.name}_FILE: set one of them, not both")
+            if path:
+                try:
+                    with open(path, encoding="utf-8") as fh:
+                        text = fh.read().strip()
+                except OSError as exc:
+                    problems.append(f"{s.name}_FILE: cannot read {path!r} ({exc.strerror})")
+                    continue
+        if not text:
+            continue
+        try:
+            values[s.path] = s.parse(text)
+        except _Invalid as exc:
+            problems.append(f"{s.name}: {exc}")
+    return values, problems
+
+
+def _build(values: Mapping[str, Any]) -> Config:
+    """A Config with ``values`` (by path) over the defaults."""
+    nested: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for path, value in values.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            top[head] = value
+    base = Config()
+    for section, changes in nested.items():
+        current = getattr(base, section)
+        plain = {k: v for k, v in changes.items() if "." not in k}
+        for key, value in changes.items():
+            if "." in key:  # an entry of a mapping field, e.g. default_models.audio
+                name, _, entry = key.partition(".")
+                merged = dict(plain.get(name, getattr(current, name)))
+                merged[entry] = value
+                plain[name] = merged
+        top[section] = replace(current, **plain)
+    return replace(base, **top)
+
+
+def _kafka_problems(kafka: KafkaConfig) -> list[str]:
+    problems: list[str] = []
     if kafka.security_protocol.startswith("SASL") and not (kafka.sasl_username and kafka.sasl_password):
-        r.problems.append(
+        problems.append(
             "BRIDGE_KAFKA_SASL_USERNAME and BRIDGE_KAFKA_SASL_PASSWORD: required with "
             f"BRIDGE_KAFKA_SECURITY_PROTOCOL={kafka.security_protocol}"
         )
     outputs = {kafka.predictions_topic, kafka.errors_topic, kafka.warnings_topic}
     if outputs & set(kafka.input_topics):
-        r.problems.append("BRIDGE_INPUT_TOPICS: must not include an output topic (it would loop)")
+        problems.append("BRIDGE_INPUT_TOPICS: must not include an output topic (it would loop)")
+    return problems
 
-    default_models = dict(dh.default_models)
-    for kind in default_models:
-        default_models[kind] = r.models(f"BRIDGE_DEFAULT_MODELS_{kind.upper()}", default_models[kind])
 
-    window_text = r.raw("BRIDGE_STREAM_WINDOW_MS")
-    window = None if window_text is None else r.number("BRIDGE_STREAM_WINDOW_MS", 5000.0, 500.0, 10_000.0)
-
-    hume = HumeConfig(
-        api_key=r.secret("HUME_API_KEY"),
-        url=r.string("BRIDGE_HUME_URL", dh.url),
-        protocol=r.choice("BRIDGE_HUME_PROTOCOL", dh.protocol, ("v0",), upper=False),
-        pool_size=r.integer("BRIDGE_POOL_SIZE", dh.pool_size, 1, 1024),
-        requests_per_session=r.integer("BRIDGE_REQUESTS_PER_SESSION", dh.requests_per_session, 1, 64),
-        connect_timeout_s=r.number("BRIDGE_CONNECT_TIMEOUT_S", dh.connect_timeout_s, 0.1, 300),
-        reply_timeout_s=r.number("BRIDGE_REPLY_TIMEOUT_S", dh.reply_timeout_s, 0.1, 600),
-        session_max_age_s=r.number("BRIDGE_SESSION_MAX_AGE_S", dh.session_max_age_s, 1, 86_400),
-        handshake_rate_per_s=r.number("BRIDGE_HANDSHAKE_RATE_PER_S", dh.handshake_rate_per_s, 0.1, 10_000),
-        max_frame_bytes=r.integer("BRIDGE_MAX_FRAME_BYTES", dh.max_frame_bytes, 1024),
-        default_models=default_models,
-        stream_window_ms=window,
-        job_details=r.boolean("BRIDGE_JOB_DETAILS", dh.job_details),
-        audio_affinity_idle_s=r.number("BRIDGE_AUDIO_AFFINITY_IDLE_S", dh.audio_affinity_idle_s, 0, 86_400),
-    )
-    url = urlsplit(hume.url)
+def load(env: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from ``env`` (default: the process environment); raise on any problem."""
+    values, problems = _read(os.environ if env is None else env, SETTINGS)
+    config = _build(values)
+    problems += _kafka_problems(config.kafka)
+    url = urlsplit(config.hume.url)
     if url.scheme not in ("ws", "wss") or not url.hostname:
-        r.problems.append(f"BRIDGE_HUME_URL: expected a ws:// or wss:// URL, got {hume.url!r}")
-    if not hume.api_key:
-        r.problems.append("HUME_API_KEY: required (or HUME_API_KEY_FILE naming a file that holds it)")
-
-    retry = RetryConfig(
-        max_attempts=r.integer("BRIDGE_MAX_ATTEMPTS", dr.max_attempts, 1, 100),
-        backoff_initial_s=r.number("BRIDGE_RETRY_BACKOFF_INITIAL_S", dr.backoff_initial_s, 0.0, 3600),
-        backoff_max_s=r.number("BRIDGE_RETRY_BACKOFF_MAX_S", dr.backoff_max_s, 0.0, 3600),
-        reconnect_initial_s=r.number("BRIDGE_RECONNECT_BACKOFF_INITIAL_S", dr.reconnect_initial_s, 0.0, 3600),
-        reconnect_max_s=r.number("BRIDGE_RECONNECT_BACKOFF_MAX_S", dr.reconnect_max_s, 0.0, 3600),
-        outage_probe_initial_s=r.number(
-            "BRIDGE_OUTAGE_PROBE_INITIAL_S", dr.outage_probe_initial_s, 0.01, 3600
-        ),
-        outage_probe_max_s=r.number("BRIDGE_OUTAGE_PROBE_MAX_S", dr.outage_probe_max_s, 0.01, 86_400),
-    )
-    limits = LimitsConfig(
-        max_buffered_records=r.integer("BRIDGE_MAX_BUFFERED_RECORDS", dl.max_buffered_records, 1),
-        max_buffered_bytes=r.integer("BRIDGE_MAX_BUFFERED_BYTES", dl.max_buffered_bytes, 1024),
-        resume_ratio=r.number("BRIDGE_RESUME_RATIO", dl.resume_ratio, 0.0, 1.0),
-        max_record_bytes=r.integer("BRIDGE_MAX_RECORD_BYTES", dl.max_record_bytes, 1),
-    )
-    config = Config(
-        kafka=kafka,
-        hume=hume,
-        retry=retry,
-        limits=limits,
-        http_host=r.string("BRIDGE_HTTP_HOST", dc.http_host),
-        http_port=r.integer("BRIDGE_HTTP_PORT", dc.http_port, 0, 65_535),
-        log_level=r.choice("BRIDGE_LOG_LEVEL", dc.log_level, LOG_LEVELS),
-        shutdown_drain_s=r.number("BRIDGE_SHUTDOWN_DRAIN_S", dc.shutdown_drain_s, 0.0, 3600),
-        revoke_drain_s=r.number("BRIDGE_REVOKE_DRAIN_S", dc.revoke_drain_s, 0.0, 3600),
-    )
-    if r.problems:
-        raise ConfigError(r.problems)
+        problems.append(f"BRIDGE_HUME_URL: expected a ws:// or wss:// URL, got {config.hume.url!r}")
+    if not config.hume.api_key:
+        problems.append("HUME_API_KEY: required (or HUME_API_KEY_FILE naming a file that holds it)")
+    if problems:
+        raise ConfigError(problems)
     return config
 
 
-class _RecordingEnv(dict[str, str]):
-    """An environment that remembers every variable asked for."""
-
-    def __init__(self) -> None:
-        super().__init__(HUME_API_KEY="x")
-        self.asked: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.asked.add(key)
-        return super().get(key, default)
+def load_kafka(env: Mapping[str, str] | None = None) -> KafkaConfig:
+    """Only the Kafka settings (connection, security, topics), for tools that talk to the same cluster."""
+    kafka_settings = [s for s in SETTINGS if s.path.startswith("kafka.")]
+    values, problems = _read(os.environ if env is None else env, kafka_settings)
+    kafka = _build(values).kafka
+    problems += _kafka_problems(kafka)
+    if problems:
+        raise ConfigError(problems)
+    return kafka
 
 
 def variable_names() -> set[str]:
     """Every environment variable the bridge reads (``*_FILE`` variants of secrets included)."""
-    env = _RecordingEnv()
-    load(env)
-    return env.asked
+    return {name for s in SETTINGS for name in s.names}
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A ``BRIDGE_*`` or ``HUME_*`` variable that is no setting, and the known name closest to it."""
+
+    name: str
+    suggestion: str | None
+
+    def __str__(self) -> str:
+        hint = f"; did you mean {self.suggestion}?" if self.suggestion else ""
+        return f"{self.name} is not a setting of hume-bridge and is ignored{hint}"
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[Unknown]:
+    """Variables with the bridge's prefixes that no setting reads (a typo falls back to the default
+    silently otherwise), each with the closest known name by :func:`difflib.get_close_matches`."""
+    known = variable_names()
+    names = sorted(os.environ if env is None else env)
+    unknown = [n for n in names if n.startswith(PREFIXES) and n not in known and n not in OTHER_VARIABLES]
+    return [
+        Unknown(n, next(iter(difflib.get_close_matches(n, known, n=1, cutoff=0.8)), None)) for n in unknown
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering the table: run --help, the README's configuration section, the ConfigMap.
+
+
+def _label(s: Setting) -> str:
+    return " / ".join(s.names)
+
+
+def settings_help(width: int = 110) -> str:
+    """Every setting with its default and meaning, by group: the epilog of ``hume-bridge run --help``."""
+    lines = ["settings (environment variables), each with its default:"]
+    for group in Group:
+        lines += ["", f"{group}:"]
+        for s in SETTINGS:
+            if s.group is group:
+                default = s.default_text or "(not set)"
+                lines.append(f"  {_label(s)} = {default}")
+                lines += textwrap.wrap(s.meaning, width, initial_indent="      ", subsequent_indent="      ")
+    lines += [
+        "",
+        "Secrets (HUME_API_KEY, BRIDGE_KAFKA_SASL_PASSWORD, BRIDGE_KAFKA_SSL_KEY_PASSWORD) may be read "
+        "from the file named by NAME_FILE. Invalid settings: exit code 2 and one message naming every bad "
+        "variable; unknown BRIDGE_*/HUME_* variables are logged at start-up with the closest known name.",
+    ]
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def settings_markdown() -> str:
+    """The README's configuration tables, one per group."""
+    out: list[str] = []
+    for group in Group:
+        out += [f"**{group}.** {GROUP_NOTES[group]}", "", "| variable | default | meaning |", "|---|---|---|"]
+        for s in SETTINGS:
+            if s.group is group:
+                names = " / ".join(f"`{n}`" for n in s.names)
+                default = s.default_text
+                shown = "–" if not default else (default if default.startswith("(") else f"`{default}`")
+                out.append(f"| {names} | {_md(shown)} | {_md(s.meaning)} |")
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+ENV_HEADER = """\
+# The settings of `hume-bridge run`, rendered into the ConfigMap `hume-bridge-config` by kustomization.yaml.
+# Generated from the settings table in bridge/config.py (scripts/sync_settings.py); a unit test keeps them
+# equal. Values are the defaults except BRIDGE_KAFKA_BOOTSTRAP, which names the cluster's Kafka; settings
+# without a default are commented out with an example. Override per environment in an overlay
+# (configMapGenerator with `behavior: merge`); the name hash kustomize appends makes every change roll the
+# Deployment. Secrets are not here: see deployment.yaml.
+"""
+
+
+def settings_env() -> str:
+    """deploy/k8s/bridge.env: every setting not taken from the Secret, with its meaning."""
+    out = [ENV_HEADER.rstrip("\n")]
+    for group in Group:
+        out += [
+            "",
+            f"# == {group} ==",
+            *textwrap.wrap(GROUP_NOTES[group], 108, initial_indent="# ", subsequent_indent="# "),
+        ]
+        for s in SETTINGS:
+            if s.group is not group or s.from_secret:
+                continue
+            value = s.deploy if s.deploy is not None else s.default_text
+            out.append(f"# {s.meaning}")
+            out.append(f"{s.name}={value}" if s.default_text else f"# {s.name}={value}")
+    return "\n".join(out) + "\n"

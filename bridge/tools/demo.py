@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
+import contextlib
 import secrets
-import sys
 import time
 from collections import Counter
 from typing import Any
@@ -28,7 +27,7 @@ from bridge import log as log_mod
 from bridge.app import Bridge
 from bridge.config import load
 from bridge.tools import samples
-from bridge.tools.embedded import EmbeddedBroker
+from bridge.tools.embedded import LOCAL_ENV, EmbeddedBroker
 
 TOPICS = ("hume.media", "hume.predictions", "hume.errors", "hume.warnings")
 
@@ -64,6 +63,59 @@ def sample_records(streams: int, per_stream: int) -> list[tuple[bytes, bytes, li
     return out
 
 
+class LogWatch:
+    """The bridge's JSON log lines, read instead of printed: the demo shows the state changes that matter
+    (joining the group, partitions assigned) as they happen, and any warning or error at the end."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.changed = asyncio.Event()
+        self._partial = b""
+
+    def write(self, data: bytes | str) -> int:
+        chunk = data.encode() if isinstance(data, str) else data
+        self._partial += chunk
+        *lines, self._partial = self._partial.split(b"\n")
+        for line in lines:
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                self.events.append(event)
+                self.changed.set()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def first(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.events if e.get("event") == name), None)
+
+    def problems(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("level") in ("warning", "error", "critical")]
+
+
+async def wait_joined(console: Console, watch: LogWatch, group: str, timeout_s: float) -> bool:
+    """Show what the bridge is doing until it owns partitions (True), or the deadline passes (False)."""
+    started = time.monotonic()
+    with console.status("starting the bridge: HTTP endpoint, producer, consumer") as status:
+        while (assigned := watch.first("partitions_assigned")) is None:
+            if watch.first("bridge_started") is not None:
+                status.update(f"joining consumer group {group}, waiting for partitions")
+            left = timeout_s - (time.monotonic() - started)
+            if left <= 0:
+                return False
+            watch.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.5)):
+                    await watch.changed.wait()
+    parts = ", ".join(assigned.get("partitions") or []) or "none"
+    took = time.monotonic() - started
+    console.print(f"[bold]bridge[/bold]   joined group {group} in {took:.1f} s; partitions {parts}")
+    return True
+
+
 def top_emotion(models: dict[str, Any]) -> str:
     best: tuple[float, str, str] | None = None
     for name, obj in models.items():
@@ -77,7 +129,7 @@ def top_emotion(models: dict[str, Any]) -> str:
     return "-" if best is None else f"{best[1]} ({best[2]}, {best[0]:.2f})"
 
 
-async def run_demo(args: argparse.Namespace, console: Console) -> int:
+async def run_demo(args: argparse.Namespace, console: Console, watch: LogWatch) -> int:
     from bridge.tools.emulator import Emulator  # the demo, not the bridge, needs the emulator
 
     api_key = secrets.token_hex(16)
@@ -93,6 +145,7 @@ async def run_demo(args: argparse.Namespace, console: Console) -> int:
             await admin.close()
             config = load(
                 {
+                    **LOCAL_ENV,  # idempotence off and a short session timeout: a fast start on this broker
                     "HUME_API_KEY": api_key,
                     "BRIDGE_HUME_URL": emu.url,
                     "BRIDGE_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -107,7 +160,12 @@ async def run_demo(args: argparse.Namespace, console: Console) -> int:
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(bridge.run(stop))
                 try:
-                    return await _feed_and_watch(console, broker.bootstrap, bridge, records, total, args)
+                    if not await wait_joined(console, watch, config.kafka.group_id, args.timeout_s):
+                        console.print("[red]the bridge did not join its consumer group in time[/red]")
+                        return 1
+                    code = await _feed_and_watch(console, broker.bootstrap, bridge, records, total, args)
+                    _log_summary(console, watch)
+                    return code
                 finally:
                     stop.set()
                     await task
@@ -208,7 +266,21 @@ def _summary(console: Console, got: dict[str, list[dict[str, Any]]], bridge: Bri
     )
 
 
+def _log_summary(console: Console, watch: LogWatch) -> None:
+    problems = watch.problems()
+    if not problems:
+        console.print("[bold]log[/bold]      no warnings or errors from the bridge")
+        return
+    console.print(f"[bold]log[/bold]      {len(problems)} warning or error line(s) from the bridge:")
+    for event in problems[:5]:
+        detail = {k: v for k, v in event.items() if k not in ("event", "level", "timestamp")}
+        console.print(
+            f"  {event.get('level')} {event.get('event')} {orjson.dumps(detail).decode()}", markup=False
+        )
+
+
 def main(args: argparse.Namespace) -> int:
-    log_mod.configure("ERROR", stream=io.StringIO() if not sys.stderr.isatty() else sys.stderr)
+    watch = LogWatch()
+    log_mod.configure("INFO", stream=watch)
     console = Console()
-    return asyncio.run(run_demo(args, console))
+    return asyncio.run(run_demo(args, console, watch))

@@ -14,6 +14,16 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+# Settings of ``hume-bridge run`` that suit the embedded broker. It refuses producer ids, so asking for the
+# idempotent producer only yields an error line from aiokafka and a fallback. Its first group join takes
+# about half the session timeout: measured, 16 s with the default 30 s, 3.5 s with 6 s.
+LOCAL_ENV: dict[str, str] = {
+    "BRIDGE_KAFKA_IDEMPOTENCE": "off",
+    "BRIDGE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "BRIDGE_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    "BRIDGE_HTTP_HOST": "127.0.0.1",
+}
+
 
 class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be found or did not start."""
@@ -54,6 +64,14 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.returncode
 
     def start(self) -> EmbeddedBroker:
         if self.port == 0:

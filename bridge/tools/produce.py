@@ -15,8 +15,8 @@ import contextlib
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -24,7 +24,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from bridge.errors import Code, MediaError
+from bridge.config import KafkaConfig, load_kafka
+from bridge.errors import Code, ConfigError, MediaError
 from bridge.media import (
     AUDIO_LIMIT_MS,
     ENVELOPE_CONTENT_TYPE,
@@ -40,13 +41,15 @@ from bridge.media import (
     sniff,
     split_wav,
 )
+from bridge.source import client_options
+from bridge.tools import samples
 
 DEFAULT_CHUNK_MS = 4000.0
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TOPIC = "hume.media"
 DEFAULT_TIMEOUT_S = 30.0
 
-# Compound suffixes that name a payload kind; the key of such a file is its name without them.
+# Compound suffixes that name a payload kind.
 FACEMESH_SUFFIX = ".facemesh.json"
 ENVELOPE_SUFFIX = ".hume.json"
 
@@ -78,13 +81,9 @@ class _Skip(Exception):
 
 
 def default_key(path: PurePath) -> str:
-    """The stream key of a file: its name without extension (``call-17.wav`` -> ``call-17``), so one file is
-    one stream; ``.facemesh.json`` and ``.hume.json`` are removed whole."""
-    name = path.name
-    for suffix in (FACEMESH_SUFFIX, ENVELOPE_SUFFIX):
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return path.stem or name
+    """The stream key of a file: its whole name (``call-17.wav``), so one file is one stream, and
+    ``speech.wav`` and ``speech.mp3`` are two."""
+    return path.name
 
 
 def _headers(content_type: str, models: bytes | None, extra: Sequence[tuple[str, str]]) -> tuple[Header, ...]:
@@ -203,6 +202,18 @@ def plan_records(
 # --------------------------------------------------------------------------------------------------------
 # The command: arguments, file walking and sending.
 
+# ``--samples``: what a first run needs to see every kind of outcome (name -> bytes, made on demand).
+SAMPLE_FILES: tuple[tuple[str, Callable[[], bytes]], ...] = (
+    ("call.wav", lambda: samples.wav(6.0, freq_hz=220.0)),  # two chunks: two prosody predictions
+    ("face.jpg", lambda: samples.jpeg(96, 96, seed=1)),  # a face prediction
+    (
+        "chat.txt",
+        lambda: b"I can't believe it worked!\nWhy is this still broken?\n",
+    ),  # two language predictions
+    ("blank.png", lambda: samples.png(64, 64, uniform=True)),  # a prediction and a "no faces" warning
+    ("long.txt", lambda: b"word " * 2_001),  # over Hume's 10,000 characters: a TEXT_TOO_LONG error outcome
+)
+
 DESCRIPTION = "Feed media files into the bridge's input topic as a producer would."
 
 EPILOG = f"""\
@@ -215,21 +226,19 @@ how files become records (the content type is sniffed from the bytes):
   *{FACEMESH_SUFFIX}  one {FACEMESH_CONTENT_TYPE} record
   *{ENVELOPE_SUFFIX}      one {ENVELOPE_CONTENT_TYPE} record (a complete Hume request, forwarded as given)
 
-All records of a file share one key (one file = one stream): --key, or the file name without extension.
+All records of a file share one key (one file = one stream): --key, or the file's whole name, so
+speech.wav and speech.mp3 are two streams. Kafka connection and security come from the same environment
+as `hume-bridge run` (BRIDGE_KAFKA_BOOTSTRAP, BRIDGE_KAFKA_SECURITY_PROTOCOL, the SASL and SSL settings).
 Directories are walked recursively, hidden files skipped. A file that cannot be read, recognised or sent is
 reported on stderr and the exit code is 1; every other file is still sent.
 """
 
 
-def default_bootstrap(env: Mapping[str, str]) -> str:
-    """``$BRIDGE_KAFKA_BOOTSTRAP``, else localhost:9092."""
-    return env.get("BRIDGE_KAFKA_BOOTSTRAP", "").strip() or DEFAULT_BOOTSTRAP
-
-
-def default_topic(env: Mapping[str, str]) -> str:
-    """The first of ``$BRIDGE_INPUT_TOPICS`` (comma-separated), else hume.media."""
-    topics = [t.strip() for t in env.get("BRIDGE_INPUT_TOPICS", "").split(",")]
-    return next((t for t in topics if t), DEFAULT_TOPIC)
+def kafka_settings(env: Mapping[str, str], bootstrap: str | None = None) -> KafkaConfig:
+    """The Kafka settings of ``run`` (connection, security, topics) read from ``env`` by the same table,
+    with ``--bootstrap`` over ``BRIDGE_KAFKA_BOOTSTRAP``; raises ConfigError naming every bad variable."""
+    kafka = load_kafka(env)
+    return replace(kafka, bootstrap=bootstrap) if bootstrap else kafka
 
 
 def _models_arg(text: str) -> dict[str, Any]:
@@ -273,16 +282,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="media files or directories")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="media files or directories")
+    parser.add_argument(
+        "--samples",
+        action="store_true",
+        help="also send generated sample media: " + ", ".join(name for name, _ in SAMPLE_FILES),
+    )
     parser.add_argument(
         "--bootstrap",
-        help=f"Kafka bootstrap servers (default: $BRIDGE_KAFKA_BOOTSTRAP or {DEFAULT_BOOTSTRAP})",
+        help=f"Kafka bootstrap servers (default: $BRIDGE_KAFKA_BOOTSTRAP or {DEFAULT_BOOTSTRAP}); security "
+        "settings as for run (BRIDGE_KAFKA_SECURITY_PROTOCOL, SASL, SSL)",
     )
     parser.add_argument(
         "--topic", help=f"input topic (default: the first of $BRIDGE_INPUT_TOPICS, or {DEFAULT_TOPIC})"
     )
     parser.add_argument(
-        "--key", help="stream key for every record (default: each file's name without extension)"
+        "--key", help="stream key for every record (default: each file's whole name, e.g. call-17.wav)"
     )
     parser.add_argument(
         "--models",
@@ -374,20 +389,26 @@ async def _deliver(
     return acked, ((str(failure) or type(failure).__name__) if failure is not None else None)
 
 
-async def _produce(args: argparse.Namespace) -> int:
-    bootstrap: str = args.bootstrap or default_bootstrap(os.environ)
-    topic: str = args.topic or default_topic(os.environ)
+async def _produce(args: argparse.Namespace, kafka: KafkaConfig) -> int:
+    bootstrap = kafka.bootstrap
+    topic: str = args.topic or kafka.input_topics[0]
     timeout_s: float = args.timeout_s
 
     def report(level: str, message: str) -> None:
         print(f"{level}: {message}", file=sys.stderr)
 
+    if not args.paths and not args.samples:
+        report("error", "name at least one file or directory, or --samples")
+        return 2
     files, problems = expand_paths(args.paths)
+    sources: list[tuple[PurePath, bytes | None]] = [(path, None) for path in files]
+    if args.samples:
+        sources += [(PurePath(name), make()) for name, make in SAMPLE_FILES]
     for problem in problems:
         report("error", problem)
     failed = len(problems)
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="hume-bridge-produce")
+    producer = AIOKafkaProducer(**client_options(kafka), acks="all", client_id="hume-bridge-produce")
     try:
         async with asyncio.timeout(timeout_s):
             await producer.start()
@@ -401,9 +422,9 @@ async def _produce(args: argparse.Namespace) -> int:
     counts: Counter[MediaKind] = Counter()
     sent_bytes = 0
     try:
-        for index, path in enumerate(files):
+        for index, (path, given) in enumerate(sources):
             try:
-                data = await asyncio.to_thread(path.read_bytes)
+                data = given if given is not None else await asyncio.to_thread(Path(path).read_bytes)
             except OSError as exc:
                 report("error", f"{path}: cannot read: {exc.strerror or exc}")
                 failed += 1
@@ -421,7 +442,7 @@ async def _produce(args: argparse.Namespace) -> int:
                 async with asyncio.timeout(timeout_s):
                     acked, error = await _deliver(producer, topic, plan.records)
             except TimeoutError:
-                left = len(files) - index - 1
+                left = len(sources) - index - 1
                 report(
                     "error",
                     f"{path}: not acknowledged by {bootstrap} within {timeout_s:g} s; stopping with "
@@ -446,6 +467,11 @@ async def _produce(args: argparse.Namespace) -> int:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_produce(args))
+        kafka = kafka_settings(os.environ, args.bootstrap)
+    except ConfigError as exc:
+        print(f"hume-bridge produce: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_produce(args, kafka))
     except KeyboardInterrupt:
         return 130

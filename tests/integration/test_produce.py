@@ -17,8 +17,9 @@ from aiokafka.structs import ConsumerRecord
 from PIL import Image
 
 from bridge import cli
+from bridge.errors import ConfigError
 from bridge.media import FACEMESH_LANDMARKS, MediaKind, inspect_audio
-from bridge.tools.produce import default_bootstrap, default_key, default_topic, expand_paths, plan_records
+from bridge.tools.produce import default_key, expand_paths, kafka_settings, plan_records
 from tests.conftest import TopicFactory
 
 # --------------------------------------------------------------------------------------------------------
@@ -66,7 +67,7 @@ def test_long_wav_is_split_into_chunks_under_the_limit() -> None:
     plan = plan_records([(PurePath("calls/call-17.wav"), data)])
     assert plan.problems == []
     assert [inspect_audio(r.value).duration_ms for r in plan.records] == [4000.0, 4000.0, 4000.0]
-    assert {r.key for r in plan.records} == {b"call-17"}
+    assert {r.key for r in plan.records} == {b"call-17.wav"}
     assert all(headers_of(r.headers) == {"content-type": b"audio/wav"} for r in plan.records)
     assert b"".join(pcm_of(r.value) for r in plan.records) == pcm_of(data)
 
@@ -88,7 +89,7 @@ def test_text_is_one_record_per_non_empty_line() -> None:
     data = "\ufeffI love this!\r\n\n   \nThis is awful.\nMeh — fine\n".encode()
     plan = plan_records([(PurePath("chat.txt"), data)])
     assert [r.value.decode() for r in plan.records] == ["I love this!", "This is awful.", "Meh — fine"]
-    assert all(r.kind is MediaKind.TEXT and r.key == b"chat" for r in plan.records)
+    assert all(r.kind is MediaKind.TEXT and r.key == b"chat.txt" for r in plan.records)
     assert headers_of(plan.records[0].headers) == {"content-type": b"text/plain"}
 
 
@@ -102,14 +103,14 @@ def test_image_is_one_record() -> None:
 
 
 def test_facemesh_and_envelope_files() -> None:
-    """*.facemesh.json and *.hume.json become one record each with the Hume content types and bare keys."""
+    """*.facemesh.json and *.hume.json become one record each with the Hume content types."""
     envelope = orjson.dumps({"data": "hello", "models": {"language": {}}, "raw_text": True})
     plan = plan_records(
         [(PurePath("mesh.facemesh.json"), facemesh(2)), (PurePath("req.hume.json"), envelope)]
     )
     assert [(r.key, r.kind, headers_of(r.headers)["content-type"]) for r in plan.records] == [
-        (b"mesh", MediaKind.FACEMESH, b"application/vnd.hume.facemesh+json"),
-        (b"req", MediaKind.ENVELOPE, b"application/vnd.hume.stream+json"),
+        (b"mesh.facemesh.json", MediaKind.FACEMESH, b"application/vnd.hume.facemesh+json"),
+        (b"req.hume.json", MediaKind.ENVELOPE, b"application/vnd.hume.stream+json"),
     ]
     assert plan.records[1].value == envelope
 
@@ -190,21 +191,49 @@ def test_unusable_files_are_problems_and_others_still_planned(
 
 
 def test_default_keys() -> None:
-    """The key is the file name without its extension; the Hume compound suffixes go whole."""
-    assert default_key(PurePath("dir/call-17.wav")) == "call-17"
-    assert default_key(PurePath("x.tar.gz")) == "x.tar"
+    """The key is the whole file name (no directory), so files differing only in extension are two streams."""
+    assert default_key(PurePath("dir/call-17.wav")) == "call-17.wav"
+    assert default_key(PurePath("x.tar.gz")) == "x.tar.gz"
     assert default_key(PurePath("README")) == "README"
-    assert default_key(PurePath("a.facemesh.json")) == "a"
-    assert default_key(PurePath("B.HUME.JSON")) == "B"
+    assert default_key(PurePath("a.facemesh.json")) == "a.facemesh.json"
+
+
+def test_same_name_other_extension_is_another_stream() -> None:
+    """speech.wav and speech.mp3 become two streams, not one."""
+    plan = plan_records([(PurePath("speech.wav"), make_wav(1.0)), (PurePath("speech.txt"), b"hello")])
+    assert [r.key for r in plan.records] == [b"speech.wav", b"speech.txt"]
 
 
 def test_defaults_from_the_environment() -> None:
-    """Bootstrap and topic follow the bridge's own variables, with the bridge's defaults."""
-    assert default_bootstrap({}) == "localhost:9092"
-    assert default_bootstrap({"BRIDGE_KAFKA_BOOTSTRAP": "k1:9093,k2:9093"}) == "k1:9093,k2:9093"
-    assert default_topic({}) == "hume.media"
-    assert default_topic({"BRIDGE_INPUT_TOPICS": " calls , chats"}) == "calls"
-    assert default_topic({"BRIDGE_INPUT_TOPICS": ","}) == "hume.media"
+    """Bootstrap, security and topics are read by the bridge's own settings table, with its defaults."""
+    assert kafka_settings({}).bootstrap == "localhost:9092"
+    assert kafka_settings({"BRIDGE_KAFKA_BOOTSTRAP": "k1:9093,k2:9093"}).bootstrap == "k1:9093,k2:9093"
+    assert kafka_settings({"BRIDGE_KAFKA_BOOTSTRAP": "k1:9093"}, "k9:9092").bootstrap == "k9:9092"
+    assert kafka_settings({}).input_topics[0] == "hume.media"
+    assert kafka_settings({"BRIDGE_INPUT_TOPICS": " calls , chats"}).input_topics[0] == "calls"
+    sasl = kafka_settings(
+        {
+            "BRIDGE_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "BRIDGE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "BRIDGE_KAFKA_SASL_USERNAME": "producer",
+            "BRIDGE_KAFKA_SASL_PASSWORD": "pw",
+        }
+    )
+    assert (sasl.security_protocol, sasl.sasl_mechanism, sasl.sasl_username) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+        "producer",
+    )
+    assert sasl.sasl_password.reveal() == "pw"
+
+
+def test_bad_kafka_settings_are_named_like_run_names_them() -> None:
+    """The same problems as run: every bad variable in one error, SASL without credentials included."""
+    with pytest.raises(ConfigError) as exc:
+        kafka_settings({"BRIDGE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "BRIDGE_INPUT_TOPICS": ","})
+    text = str(exc.value)
+    assert "BRIDGE_INPUT_TOPICS" in text
+    assert "BRIDGE_KAFKA_SASL_USERNAME and BRIDGE_KAFKA_SASL_PASSWORD" in text
 
 
 def test_directories_are_walked_recursively(tmp_path: Path) -> None:
@@ -295,7 +324,7 @@ async def test_wav_arrives_as_ordered_chunks(
 
     records = await read_topic(kafka_bootstrap, topic)
     assert len(records) == 3
-    assert [r.key for r in records] == [b"call-17"] * 3
+    assert [r.key for r in records] == [b"call-17.wav"] * 3
     durations = [inspect_audio(r.value).duration_ms for r in records]
     assert durations == [4000.0, 4000.0, 4000.0]
     assert b"".join(pcm_of(r.value) for r in records) == pcm_of(data)
@@ -320,10 +349,10 @@ async def test_text_and_image_files(
 
     records = await read_topic(kafka_bootstrap, topic)
     assert [(r.key, r.value) for r in records] == [
-        (b"chat", b"Thanks, that helped a lot!"),
-        (b"chat", b"Why is this still broken?"),
-        (b"chat", b"Ok."),
-        (b"face", png),
+        (b"chat.txt", b"Thanks, that helped a lot!"),
+        (b"chat.txt", b"Why is this still broken?"),
+        (b"chat.txt", b"Ok."),
+        (b"face.png", png),
     ]
     assert [headers_of(r.headers)["content-type"] for r in records] == [b"text/plain"] * 3 + [b"image/png"]
 
@@ -349,7 +378,7 @@ async def test_a_bad_file_fails_the_command_but_not_the_others(
     assert f"error: {tmp_path / 'blob.bin'}: not a recognised media type" in err
     assert f"error: {tmp_path / 'nope.wav'}: no such file or directory" in err
     assert out.strip().endswith(f"to {topic}: image 1; 2 files not sent (see above)")
-    assert [r.key for r in await read_topic(kafka_bootstrap, topic)] == [b"ok"]
+    assert [r.key for r in await read_topic(kafka_bootstrap, topic)] == [b"ok.png"]
 
 
 async def test_unreachable_broker_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
