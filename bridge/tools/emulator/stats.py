@@ -18,7 +18,8 @@ class RequestLogEntry:
     window_payload_ids: tuple[str, ...]
     """Payload ids of earlier audio payloads on this connection whose audio was analysed with this one."""
     reply_kind: str
-    """"predictions", "error", "warning", "reset", or "dropped" (the connection was aborted on it)."""
+    """"predictions", "error", "warning", "reset", "job_details" (a bare job-id query), or "dropped" (the
+    connection was aborted on it)."""
     code: str | None
 
     def to_dict(self) -> dict[str, Any]:
