@@ -252,8 +252,8 @@ async def test_session_update_rules(emu: Emulator) -> None:
         assert await recv(ws) == {
             "type": "error",
             "code": "config_invalid",
-            "message": "Invalid configuration: audio.sample_rate must be 16000; measurement_timer_ms must be an"
-            " integer from 3000 to 10000.",
+            "message": "Invalid configuration: audio.sample_rate must be 16000;"
+            " measurement_timer_ms must be an integer from 3000 to 10000.",
             "retryable": False,
         }
 
