@@ -19,7 +19,8 @@ from bridge.tools.emulator.v1.vocabulary import VocabularyKind
 
 KEY = "test-key"
 HEADERS = {"X-Hume-Api-Key": KEY}
-PACE = 40.0  # pacing runs 40 times faster than real time: 7 s of audio take 175 ms
+PACE = 40.0  # pacing runs 40 times faster than real time: 20 s of audio take half a second
+BURST_MS = 10_000  # the bucket absorbs a 250 ms stall of a loaded machine (10 s of audio at 40x)
 CONFIG = {
     "audio": {"type": "audio/pcm", "encoding": "s16le", "sample_rate": 16000, "channels": 1},
     "measurement_timer_ms": 3000,
@@ -28,7 +29,9 @@ CONFIG = {
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(api_key=KEY, faults=Faults(pace_factor=PACE), record_audio=True) as running:
+    async with Emulator(
+        api_key=KEY, faults=Faults(pace_factor=PACE, audio_burst_ms=BURST_MS), record_audio=True
+    ) as running:
         yield running
 
 
@@ -154,6 +157,7 @@ async def test_a_burst_is_rate_limited_and_not_counted(emu: Emulator) -> None:
     """With a 1000 ms bucket, 20 frames of 100 ms sent at once: the first 10 pass, the rest are rate_limited
     (none of them measured or counted); resent paced, the stream continues without a gap."""
     emu.faults.pace_factor = 0.01  # the bucket refills at 10 ms of audio per second: no refill to speak of
+    emu.faults.audio_burst_ms = 1000
     audio = tone(2000)
     async with connect(audio_url(emu), additional_headers=HEADERS) as ws:
         session_id = (await recv(ws))["session_id"]

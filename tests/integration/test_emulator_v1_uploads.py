@@ -21,7 +21,7 @@ HEADERS = {"X-Hume-Api-Key": KEY}
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(api_key=KEY, faults=Faults(pace_factor=100.0)) as running:
+    async with Emulator(api_key=KEY, faults=Faults(pace_factor=50.0, audio_burst_ms=20_000)) as running:
         yield running
 
 
@@ -58,10 +58,11 @@ async def stream(emu: Emulator, audio: bytes) -> list[dict[str, Any]]:
         start = loop.time()
         for i in range(0, len(audio), 3200):
             await ws.send(audio[i : i + 3200])
-            await asyncio.sleep(max(0.0, start + (i + 3200) / 32 / 1000 / 100 - loop.time()))
+            await asyncio.sleep(max(0.0, start + (i + 3200) / 32 / 1000 / 50 - loop.time()))
         await ws.send('{"type": "session.close"}')
         async for message in ws:
             out.append(orjson.loads(message))
+    assert not [m for m in out if m["type"] == "error"]
     return out
 
 
@@ -222,6 +223,8 @@ async def test_runs_list_filters_pages_and_events(emu: Emulator, http: aiohttp.C
         assert [r["run_id"] for r in (await get("?mode=realtime"))[1]["runs"]] == [live_id]
         assert [r["run_id"] for r in (await get("?status=live&endpoint=audio"))[1]["runs"]] == [live_id]
         assert (await get("?endpoint=video"))[1]["runs"] == []
+        assert len((await get(f"?user_id={page['runs'][0]['user_id']}"))[1]["runs"]) == 4
+        assert (await get("?user_id=user_0"))[1]["runs"] == []
         assert (await get("?started_after=2100-01-01T00:00:00Z"))[1]["runs"] == []
         assert len((await get("?started_before=2100-01-01T00:00:00Z"))[1]["runs"]) == 4
         assert (await get("?status=nope"))[1]["code"] == "invalid_request"

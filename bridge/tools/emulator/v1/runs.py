@@ -179,7 +179,7 @@ _FILTERS = {
     "mode": {"realtime", "file"},
     "endpoint": {"audio", "video"},
 }
-_KNOWN_PARAMS = {"page_size", "cursor", "started_before", "started_after", *_FILTERS}
+_KNOWN_PARAMS = {"page_size", "cursor", "started_before", "started_after", "user_id", *_FILTERS}
 
 
 class Runs:
@@ -206,8 +206,9 @@ class Runs:
     def clear(self) -> None:
         self._runs = {rid: run for rid, run in self._runs.items() if run.status is RunStatus.LIVE}
 
-    def list(self, user_id: str, query: Mapping[str, str]) -> Json:
-        """``{"runs": [RunSummary], "next_cursor"?}``, newest first; :class:`QueryError` on bad input."""
+    def list(self, query: Mapping[str, str]) -> Json:
+        """``{"runs": [RunSummary], "next_cursor"?}``, newest first; :class:`QueryError` on bad input. Every
+        credential sees the runs of every credential (one organisation); ``user_id`` filters."""
         problems = [f"{k}: unknown parameter" for k in query if k not in _KNOWN_PARAMS]
         for name, allowed in _FILTERS.items():
             if name in query and query[name] not in allowed:
@@ -220,7 +221,9 @@ class Runs:
         below = _uncursor(query["cursor"]) if "cursor" in query else None
         picked: list[Run] = []
         for run in sorted(self._runs.values(), key=lambda r: r.seq, reverse=True):
-            if run.user_id != user_id or (below is not None and run.seq >= below):
+            if below is not None and run.seq >= below:
+                continue
+            if "user_id" in query and run.user_id != query["user_id"]:
                 continue
             if any(name in query and getattr(run, name) != query[name] for name in _FILTERS):
                 continue

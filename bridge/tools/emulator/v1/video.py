@@ -10,7 +10,8 @@ An image must be a JPEG (``FF D8 FF``, decoded by Pillow) of at most 8,294,400 p
   ``(H - height) f4`` (the box lies inside the image; floats rounded to 0.01 px) and ``confidence`` ``0.9 +
   0.0999 f5`` (4 decimals);
 - faces whose confidence is under ``threshold`` or whose shorter side is under ``min_size`` are not listed;
-  the rest are listed largest first (area, then slot), at most 32; the first two are measured.
+  the two largest (area, then slot) are measured and listed first, largest first; the others follow, most
+  confident first (then by slot), 32 faces at most in all.
 - A measured face gets a ``face_id``: the session's id of its slot, given from 0 in order of first measurement
   (32 slots remembered, the least recently measured forgotten first); ``expressions`` (every name) and
   ``descriptions`` (those above 0.1) score the image digest and the slot.
@@ -114,7 +115,8 @@ class FaceBox:
 
 
 def detect_faces(picture: Picture, config: FaceConfig) -> list[FaceBox]:
-    """The listed faces of a picture, largest first (at most 32)."""
+    """The listed faces of a picture, at most 32: the measured ones (the two largest) first, largest first,
+    then the others, most confident first."""
     if picture.uniform:
         return []
     count = picture.faces_hint if picture.faces_hint is not None else 1 + picture.digest[0] % 3
@@ -131,7 +133,8 @@ def detect_faces(picture: Picture, config: FaceConfig) -> list[FaceBox]:
         if face.confidence >= config.threshold and face.shorter_side >= config.min_size:
             boxes.append(face)
     boxes.sort(key=lambda f: (-f.area, f.slot))
-    return boxes[: L.LISTED_FACES]
+    rest = sorted(boxes[L.MEASURED_FACES :], key=lambda f: (-f.confidence, f.slot))
+    return (boxes[: L.MEASURED_FACES] + rest)[: L.LISTED_FACES]
 
 
 class FaceIds:
