@@ -66,6 +66,7 @@ async def test_v1_flags_admin_endpoint_and_shutdown_on_demand() -> None:
                 await ws.send(audio[i : i + 3200])
             await ws.send(b"")  # its reply proves that every earlier frame was taken in
             async with asyncio.timeout(10):
+                assert orjson.loads(await ws.recv())["type"] == "utterance.start"
                 assert orjson.loads(await ws.recv())["code"] == "invalid_audio_frame"
             assert (await http(admin, "GET", "/v1/stats"))[1]["frames_accepted"] == {"audio": 20}
             assert await http(admin, "POST", "/v1/shutdown-sessions") == (200, {"sessions": 1})
