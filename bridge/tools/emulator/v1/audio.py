@@ -19,7 +19,6 @@ window waits for more audio.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -83,16 +82,22 @@ class SpeechTracker:
         start = self._next_window * _WINDOW_BYTES - self._audio_base
         whole = (len(self._audio) - start) // _WINDOW_BYTES
         if whole > 0:
-            samples = np.frombuffer(self._audio, dtype="<i2", count=whole * _WINDOW_BYTES // 2, offset=start)
-            power = np.square(samples.reshape(whole, _WINDOW_BYTES // 2).astype(np.float64)).mean(axis=1)
-            for voiced in (power >= self._floor).tolist():
-                self._window(bool(voiced), out)
+            for voiced in self._voiced(start, whole):
+                self._window(voiced, out)
         if len(self._audio) > 2 * _KEEP_BYTES:
             cut = len(self._audio) - _KEEP_BYTES - _WINDOW_BYTES
             cut -= cut % 2
             del self._audio[:cut]
             self._audio_base += cut
         return out
+
+    def _voiced(self, start: int, whole: int) -> list[bool]:
+        """Whether each of ``whole`` windows from byte ``start`` of the buffer is voiced. The numpy view of
+        the buffer lives only inside this call, so the buffer can be trimmed afterwards."""
+        samples = np.frombuffer(self._audio, dtype="<i2", count=whole * _WINDOW_BYTES // 2, offset=start)
+        windows = samples.reshape(whole, _WINDOW_BYTES // 2).astype(np.float32)
+        power = np.einsum("ij,ij->i", windows, windows) / (_WINDOW_BYTES // 2)
+        return [bool(v) for v in (power >= self._floor).tolist()]
 
     def finish(self) -> list[Json]:
         """End of input: an open utterance ends at its last voiced window."""
@@ -250,7 +255,6 @@ class AudioSession:
         self.rate_limited = 0
         self.invalid = 0
         self.closed = False
-        self.digest = hashlib.sha256()
 
     def config(self) -> Json:
         return {"audio": dict(L.AUDIO_CONFIG), "measurement_timer_ms": self.timer_ms}
@@ -324,7 +328,6 @@ class AudioSession:
         if internal_error:
             return self._fail("internal_error", "The audio could not be processed.")
         self.frames += 1
-        self.digest.update(data)
         return Outcome(self.tracker.feed(data), accepted=data)
 
     def close(self, reason: CloseReason, close_code: int = L.CLOSE_NORMAL) -> Outcome:

@@ -490,7 +490,8 @@ class RealtimeSession:
             self.outgoing.append((due, None, outcome.close_code, reason or ""))
         if len(self.outgoing) >= MAX_QUEUED_REPLIES:
             self.room.clear()
-        self.wake.set()
+        if self.outgoing:
+            self.wake.set()
         self.emu._notify()
 
     def finish(self, outcome: Outcome) -> None:
