@@ -152,3 +152,8 @@ def test_unknown_fields_in_session_update_are_config_invalid() -> None:
         == "Invalid configuration: extra: unknown field; audio.rate: unknown field."
     )
     assert outcome.close_code == 1008
+
+
+def test_a_text_message_over_one_mib_ends_the_session() -> None:
+    outcome = session().on_text(b'{"type": "session.update", "x": "' + b"a" * (1 << 20) + b'"}')
+    assert outcome.messages[0]["code"] == "message_too_large" and outcome.close_code == 1008

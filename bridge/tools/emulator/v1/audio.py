@@ -203,6 +203,10 @@ class Outcome:
     accepted: bytes | None = None  # the audio accepted from this frame, if any
 
 
+def _size(data: str | bytes) -> int:
+    return len(data.encode()) if isinstance(data, str) else len(data)
+
+
 def error(code: str, message: str, *, retryable: bool) -> Json:
     return {"type": "error", "code": code, "message": message, "retryable": retryable}
 
@@ -266,6 +270,10 @@ class AudioSession:
         return {"type": "session.created", "session_id": self.session_id, **self.config()}
 
     def on_text(self, data: str | bytes) -> Outcome:
+        if _size(data) > L.MAX_AUDIO_MESSAGE_BYTES:
+            return self._fail(
+                "message_too_large", f"Messages are limited to {L.MAX_AUDIO_MESSAGE_BYTES} bytes."
+            )
         obj = parse_text(data)
         if isinstance(obj, Outcome):
             return obj
@@ -300,7 +308,7 @@ class AudioSession:
 
     def on_binary(self, data: bytes, now: float, *, internal_error: bool = False) -> Outcome:
         self.media_seen = True
-        if len(data) > L.MAX_AUDIO_MESSAGE_BYTES:
+        if _size(data) > L.MAX_AUDIO_MESSAGE_BYTES:
             return self._fail(
                 "message_too_large", f"Messages are limited to {L.MAX_AUDIO_MESSAGE_BYTES} bytes."
             )

@@ -209,7 +209,9 @@ class V1Server:
         except web.HTTPRequestEntityTooLarge:
             return self._error(too_long, f"The request body is over {L.MAX_UPLOAD_BYTES} bytes.")
         except (ValueError, UnicodeDecodeError, AssertionError) as exc:
-            return self._error("invalid_request", f"The multipart body could not be read: {exc}.")
+            return self._error(
+                "invalid_request", f"The multipart body could not be read: {str(exc).rstrip('.')}."
+            )
         parts: list[Part] = []
         for name, value in form.items():
             if isinstance(value, web.FileField):

@@ -30,7 +30,7 @@ from typing import Any, Final
 from PIL import Image
 
 from bridge.tools.emulator.v1 import limits as L
-from bridge.tools.emulator.v1.audio import CloseReason, Outcome, TokenBucket, error, parse_text
+from bridge.tools.emulator.v1.audio import CloseReason, Outcome, TokenBucket, _size, error, parse_text
 from bridge.tools.emulator.v1.scores import FACE_DESCRIPTION_FLOOR, FACE_EXPRESSION_FLOOR, scores, seed_of
 from bridge.tools.emulator.v1.vocabulary import Vocabulary, VocabularyKind
 
@@ -240,6 +240,10 @@ class VideoSession:
         return {"type": "session.created", "session_id": self.session_id, **self.config()}
 
     def on_text(self, data: str | bytes) -> Outcome:
+        if _size(data) > L.MAX_VIDEO_FRAME_BYTES:
+            return self._fail(
+                "message_too_large", f"Messages are limited to {L.MAX_VIDEO_FRAME_BYTES} bytes."
+            )
         obj = parse_text(data)
         if isinstance(obj, Outcome):
             return obj
