@@ -143,6 +143,12 @@ async def test_upload_gate_errors(emu: Emulator, http: aiohttp.ClientSession) ->
     status, reply, headers = await post(http, emu, "audio", form([(tone(100), "application/octet-stream")]))
     assert (status, reply["code"], headers["Retry-After"]) == (503, "server_busy", "7")
     emu.faults.upload_busy = False
+    emu.faults.latency_s = 0.3
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await post(http, emu, "audio", form([(tone(100), "application/octet-stream")])))[0] == 200
+    assert loop.time() - started >= 0.3
+    emu.faults.latency_s = 0.0
     async with http.get(emu.http_url + "/v1/expression/audio/file", headers=HEADERS) as response:
         assert (response.status, (await response.json())["code"]) == (405, "method_not_allowed")
     # a declared body over 25 MB is refused before it is read

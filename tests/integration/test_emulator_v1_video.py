@@ -181,6 +181,8 @@ async def test_rate_limit_size_limits_and_internal_errors(emu: Emulator) -> None
         ]
         assert ws.close_code == 1008
     assert emu.faults.video_internal_errors == 1
+    run = emu.runs.get(session_id)
+    assert run is not None and [e["kind"] for e in run.events] == ["inference_failed"] * 5
     emu.faults.video_internal_error_retryable = True
     async with connect(video_url(emu), additional_headers=HEADERS) as ws:
         await recv(ws)

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     v1.add_argument("--server-shutdown-close-code", type=int, default=1012, help="close code of a shutdown")
     v1.add_argument(
+        "--error-close-code", type=int, default=1008, help="close code after a session-ending error"
+    )
+    v1.add_argument(
         "--audio-internal-errors", type=int, default=0, metavar="N", help="fail the next N frames"
     )
     v1.add_argument(
@@ -100,6 +103,7 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
         "max_sessions_per_key": args.max_sessions_per_key,
         "server_shutdown_after_s": args.server_shutdown_after_s,
         "server_shutdown_close_code": args.server_shutdown_close_code,
+        "error_close_code": args.error_close_code,
         "audio_internal_errors": args.audio_internal_errors,
         "audio_internal_error_at_frame": args.audio_internal_error_at_frame,
         "video_internal_errors": args.video_internal_errors,

@@ -69,6 +69,8 @@ class Faults:
     """A v1 session this old gets ``session.closed{server_shutdown}`` and is closed with
     ``server_shutdown_close_code``."""
     server_shutdown_close_code: int = 1012
+    error_close_code: int = 1008
+    """Close code after a session-ending error (Hume's appears to be 1008)."""
     audio_internal_errors: int = 0
     """The next N audio frames that would be measured fail with ``internal_error`` (each ends its session);
     counted down by the server."""
@@ -172,6 +174,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "max_sessions_per_key": _Spec(int, nullable=True, low=0),
     "server_shutdown_after_s": _Spec(float, nullable=True, low=0),
     "server_shutdown_close_code": _Spec(int, close_code=True),
+    "error_close_code": _Spec(int, close_code=True),
     "audio_internal_errors": _Spec(int, low=0),
     "audio_internal_error_at_frame": _Spec(int, nullable=True, low=1),
     "video_internal_errors": _Spec(int, low=0),

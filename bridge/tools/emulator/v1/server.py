@@ -487,9 +487,10 @@ class RealtimeSession:
         if outcome.close_code is not None:
             self.closing = True
             reason = outcome.reason.value if outcome.reason is not None else None
-            status = RunStatus.ERRORED if outcome.reason is CloseReason.ERROR else RunStatus.ENDED
-            run.end(status, wall, outcome.close_code, reason)
-            self.outgoing.append((due, None, outcome.close_code, reason or ""))
+            failed = outcome.reason is CloseReason.ERROR
+            code = faults.error_close_code if failed else outcome.close_code
+            run.end(RunStatus.ERRORED if failed else RunStatus.ENDED, wall, code, reason)
+            self.outgoing.append((due, None, code, reason or ""))
         if len(self.outgoing) >= MAX_QUEUED_REPLIES:
             self.room.clear()
         if self.outgoing:
