@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -94,3 +95,36 @@ async def test_sdk_realtime_video_and_upload(emu: Emulator) -> None:
     assert isinstance(result, VideoMeasurementResult) and [f.face_id for f in result.faces] == [0, 1]
     uploaded = await hume.video.measure(file=[("a.jpg", image, "image/jpeg")])
     assert [f.model_dump() for f in uploaded.measurements[0].faces] == [f.model_dump() for f in result.faces]
+
+
+async def test_sdk_reconnects_after_server_shutdown_and_resends_the_update(emu: Emulator) -> None:
+    """Hume's reconnecting socket treats the emulator's server_shutdown as Hume's: a new session follows,
+    configured with the last session.update."""
+    from hume_expression_measurement.reconnect import reconnecting
+    from hume_expression_measurement.types import AudioSessionUpdate, AudioSessionUpdated
+
+    state = random.getstate()
+    random.seed(31)  # the client's first reconnect delay is drawn from 1-5 s: this seed gives 1.05 s
+    try:
+        hume = client(emu)
+        seen: list[object] = []
+        async with reconnecting(hume.audio) as socket:
+            await socket.send_audio_session_update(
+                AudioSessionUpdate(type="session.update", measurement_timer_ms=4000)
+            )
+            async with asyncio.timeout(15):
+                async for message in socket:
+                    seen.append(message)
+                    if isinstance(message, AudioSessionUpdated) and len(seen) == 2:
+                        assert emu.shutdown_sessions() == 1
+                    if len(seen) == 5:
+                        break
+    finally:
+        random.setstate(state)
+    first, updated, closed, created, again = seen
+    assert isinstance(first, AudioSessionCreated) and isinstance(created, AudioSessionCreated)
+    assert isinstance(closed, AudioSessionClosed) and closed.reason == "server_shutdown"
+    assert created.session_id != first.session_id
+    assert isinstance(updated, AudioSessionUpdated) and isinstance(again, AudioSessionUpdated)
+    assert again.measurement_timer_ms == 4000
+    assert emu.stats.v1.sessions_opened == {"audio": 2}
