@@ -6,14 +6,23 @@ import asyncio
 import hashlib
 import signal
 import sys
+from typing import Any
 
+import aiohttp
 import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bridge.tools.emulator.v1.testing import tone
 
-from .test_emulator_process import http
+
+async def http(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One request to the admin endpoint: (status, decoded JSON body)."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.request(method, base + path, data=None if body is None else orjson.dumps(body)) as response,
+    ):
+        return response.status, orjson.loads(await response.read())
 
 
 async def test_v1_flags_admin_endpoint_and_shutdown_on_demand() -> None:

@@ -75,7 +75,7 @@ def test_interval_counts_speech_time_and_windows_keep_the_last_ten_seconds() -> 
     ]
 
 
-@pytest.mark.parametrize("frame", [2, 641, 3200, 320_000])
+@pytest.mark.parametrize("frame", [34, 641, 3200, 320_000])
 def test_any_cut_points_give_the_same_messages(frame: int) -> None:
     """The server joins frames: results do not depend on where the audio was cut (also after the buffer
     of a long session is trimmed)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from bridge.tools.emulator.v1.testing import silence, tone
 
@@ -37,6 +37,7 @@ class Totals:
     other_errors: int = 0
     late_frames: int = 0
     closed: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -66,27 +67,36 @@ async def _read(ws: ClientConnection, totals: Totals) -> None:
 
 
 async def session(url: str, audio: bytes, seconds: float, totals: Totals, start_at: float) -> None:
+    try:
+        await _session(url, audio, seconds, totals, start_at)
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        totals.failures.append(repr(exc))
+
+
+async def _session(url: str, audio: bytes, seconds: float, totals: Totals, start_at: float) -> None:
     loop = asyncio.get_running_loop()
     await asyncio.sleep(max(0.0, start_at - loop.time()))
     async with connect(url, additional_headers={"X-Hume-Api-Key": KEY}, open_timeout=60) as ws:
         await ws.recv()
         totals.opened += 1
-        read = asyncio.create_task(reader(ws, totals))
-        t0 = loop.time()
-        frames = int(seconds * 1000 / FRAME_MS)
-        step = FRAME_MS * 32
-        for i in range(frames):
-            offset = (i * step) % len(audio)
-            await ws.send(audio[offset : offset + step])
-            totals.frames_sent += 1
-            due = t0 + (i + 1) * FRAME_MS / 1000
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.05:
-                totals.late_frames += 1
-        await ws.send('{"type": "session.close"}')
-        await asyncio.wait_for(read, 30)
+        async with asyncio.TaskGroup() as tg:
+            read = tg.create_task(reader(ws, totals))
+            t0 = loop.time()
+            frames = int(seconds * 1000 / FRAME_MS)
+            step = FRAME_MS * 32
+            for i in range(frames):
+                offset = (i * step) % len(audio)
+                await ws.send(audio[offset : offset + step])
+                totals.frames_sent += 1
+                due = t0 + (i + 1) * FRAME_MS / 1000
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                elif wait < -0.05:
+                    totals.late_frames += 1
+            await ws.send('{"type": "session.close"}')
+            async with asyncio.timeout(30):
+                await read
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -114,19 +124,17 @@ async def main(args: argparse.Namespace) -> int:
         totals = Totals()
         loop = asyncio.get_running_loop()
         begin = loop.time()
-        tasks = [
-            asyncio.create_task(
-                session(url, audio, args.seconds, totals, begin + args.ramp_s * i / args.sessions)
-            )
-            for i in range(args.sessions)
-        ]
-        steady_from = begin + args.ramp_s + 2.0
-        await asyncio.sleep(steady_from - loop.time())
-        cpu0, wall0, frames0 = cpu_seconds(process.pid), loop.time(), totals.frames_sent
-        await asyncio.sleep(args.window_s)
-        cpu1, wall1, frames1 = cpu_seconds(process.pid), loop.time(), totals.frames_sent
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
+        async with asyncio.TaskGroup() as tg:
+            for i in range(args.sessions):
+                tg.create_task(
+                    session(url, audio, args.seconds, totals, begin + args.ramp_s * i / args.sessions)
+                )
+            steady_from = begin + args.ramp_s + 2.0
+            await asyncio.sleep(steady_from - loop.time())
+            cpu0, wall0, frames0 = cpu_seconds(process.pid), loop.time(), totals.frames_sent
+            await asyncio.sleep(args.window_s)
+            cpu1, wall1, frames1 = cpu_seconds(process.pid), loop.time(), totals.frames_sent
+        failures = totals.failures
         cpu_per_s = (cpu1 - cpu0) / (wall1 - wall0)
         report = {
             "sessions": args.sessions,
@@ -142,7 +150,7 @@ async def main(args: argparse.Namespace) -> int:
             "rate_limited": totals.rate_limited,
             "other_errors": totals.other_errors,
             "closed": totals.closed,
-            "first_failure": repr(failures[0]) if failures else None,
+            "first_failure": failures[0] if failures else None,
         }
         process.terminate()
         assert process.stderr is not None
