@@ -9,6 +9,11 @@
 ``GET /requests``   the request log, oldest first; ``?limit=N`` (last N, default 1000),
                     ``?connection_id=C``
 ``POST /reset-requests``  empty the request log
+``GET /v1/stats``   the v1 statistics
+``GET /v1/runs``    every v1 run (newest first) with its accepted-media byte count and SHA-256
+``POST /v1/shutdown-sessions``  ``server_shutdown`` now for every open v1 session
+``GET /vocabulary``   the v1 measurement names
+``POST /vocabulary``  body ``{"audio_expressions": [...], ...}``: append names (400 lists every problem)
 ==================  ===========================================================================
 
 One request per TCP connection (``Connection: close``), JSON in and out.
@@ -25,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from bridge.tools.emulator.faults import FaultsError
+from bridge.tools.emulator.v1.vocabulary import VocabularyError
 
 if TYPE_CHECKING:
     from bridge.tools.emulator.server import Emulator
@@ -48,6 +54,10 @@ def route(emulator: Emulator, method: str, target: str, body: bytes) -> tuple[in
         "/faults": ("GET", "POST"),
         "/requests": ("GET",),
         "/reset-requests": ("POST",),
+        "/v1/stats": ("GET",),
+        "/v1/runs": ("GET",),
+        "/v1/shutdown-sessions": ("POST",),
+        "/vocabulary": ("GET", "POST"),
     }
     if path not in routes:
         return 404, {"error": f"no such endpoint: {path}", "endpoints": sorted(routes)}
@@ -55,6 +65,8 @@ def route(emulator: Emulator, method: str, target: str, body: bytes) -> tuple[in
         return 405, {"error": f"{method} not allowed on {path}"}
     if path == "/stats":
         return 200, emulator.stats.snapshot()
+    if path.startswith("/v1/") or path == "/vocabulary":
+        return _v1_route(emulator, method, path, body)
     if path == "/reset-stats":
         emulator.reset_stats()
         return 200, emulator.stats.snapshot()
@@ -83,6 +95,28 @@ def route(emulator: Emulator, method: str, target: str, body: bytes) -> tuple[in
         return 400, {"error": "limit and connection_id must be integers"}
     entries = [e for e in emulator.requests if connection is None or e.connection_id == connection]
     return 200, [e.to_dict() for e in entries[-limit:]] if limit > 0 else []
+
+
+def _v1_route(emulator: Emulator, method: str, path: str, body: bytes) -> tuple[int, Any]:
+    if path == "/v1/stats":
+        return 200, emulator.stats.v1.snapshot()
+    if path == "/v1/runs":
+        runs = sorted(emulator.runs, key=lambda r: r.seq, reverse=True)
+        return 200, [{**r.detail(), "accepted_sha256": r.accepted_sha256} for r in runs]
+    if path == "/v1/shutdown-sessions":
+        return 200, {"sessions": emulator.shutdown_sessions()}
+    if method == "POST":
+        try:
+            changes = orjson.loads(body or b"{}")
+        except orjson.JSONDecodeError as exc:
+            return 400, {"error": f"body is not JSON: {exc}"}
+        if not isinstance(changes, dict):
+            return 400, {"error": "body must be a JSON object of name lists"}
+        try:
+            emulator.vocabulary.add(changes)
+        except VocabularyError as exc:
+            return 400, {"error": str(exc)}
+    return 200, emulator.vocabulary.to_dict()
 
 
 class AdminServer:

@@ -59,6 +59,41 @@ class Faults:
     seed: int = 0
     """Seeds the jitter and drop draws and the job ids of connections opened after it is set."""
 
+    # --- v1 only (the fields above apply to v1 too: latency and jitter to every realtime reply and upload
+    # response, drops to every message received, the idle timeout, the handshake rate and refused keys) ---
+    v1_handshake_status: int | None = None
+    """Refuse every v1 realtime handshake with this HTTP status (e.g. 429 or 503), body ``{"message"}``."""
+    max_sessions_per_key: int | None = None
+    """Concurrent v1 realtime sessions allowed per credential; beyond: HTTP 429."""
+    server_shutdown_after_s: float | None = None
+    """A v1 session this old gets ``session.closed{server_shutdown}`` and is closed with
+    ``server_shutdown_close_code``."""
+    server_shutdown_close_code: int = 1012
+    error_close_code: int = 1008
+    """Close code after a session-ending error (Hume's appears to be 1008)."""
+    audio_internal_errors: int = 0
+    """The next N audio frames that would be measured fail with ``internal_error`` (each ends its session);
+    counted down by the server."""
+    audio_internal_error_at_frame: int | None = None
+    """The N-th binary message (1-based) of every audio session fails with ``internal_error``."""
+    video_internal_errors: int = 0
+    """The next N video frames that would be measured fail with ``internal_error``; counted down. Five in a
+    row end the session."""
+    video_internal_error_retryable: bool = True
+    upload_busy: bool = False
+    """Answer every upload with 503 ``server_busy`` and ``Retry-After``."""
+    upload_retry_after_s: int = 1
+    audio_burst_ms: float = 1000.0
+    """Pacing: the audio token bucket's size (ms of audio); read when a session opens."""
+    video_burst_frames: float = 3.0
+    """Pacing: the video token bucket's size (frames); read when a session opens."""
+    pace_factor: float = 1.0
+    """Pacing runs this many times faster than real time (tests); read when a session opens."""
+    speech_threshold_dbfs: float = -40.0
+    """A 20 ms window is speech when its RMS reaches this level; read when a session or upload starts."""
+    speech_hangover_ms: int = 500
+    """Unvoiced audio that ends an utterance; read when a session or upload starts."""
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -135,6 +170,22 @@ _SPECS: Final[dict[str, _Spec]] = {
     "out_of_order_hold_s": _Spec(float, low=0),
     "top_level_warnings": _Spec(bool),
     "seed": _Spec(int),
+    "v1_handshake_status": _Spec(int, nullable=True, low=400, high=599),
+    "max_sessions_per_key": _Spec(int, nullable=True, low=0),
+    "server_shutdown_after_s": _Spec(float, nullable=True, low=0),
+    "server_shutdown_close_code": _Spec(int, close_code=True),
+    "error_close_code": _Spec(int, close_code=True),
+    "audio_internal_errors": _Spec(int, low=0),
+    "audio_internal_error_at_frame": _Spec(int, nullable=True, low=1),
+    "video_internal_errors": _Spec(int, low=0),
+    "video_internal_error_retryable": _Spec(bool),
+    "upload_busy": _Spec(bool),
+    "upload_retry_after_s": _Spec(int, low=0),
+    "audio_burst_ms": _Spec(float, low=1),
+    "video_burst_frames": _Spec(float, low=1),
+    "pace_factor": _Spec(float, low=0.001, high=1000),
+    "speech_threshold_dbfs": _Spec(float, low=-120, high=0),
+    "speech_hangover_ms": _Spec(int, low=20, high=10_000),
 }
 assert set(_SPECS) == {f.name for f in dataclasses.fields(Faults)}
 

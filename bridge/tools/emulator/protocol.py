@@ -8,9 +8,9 @@ Validation, in this order (the first failure is the reply; Hume documents the co
 
 1. the frame is not JSON → **E0100**;
 2. not an object; unknown field (snake_case only: ``payloadId`` is unknown); missing ``data`` (unless the
-   request is ``reset_stream`` alone) or ``models``; no model; a field of the wrong type (``null`` counts as
-   absent for every optional field); a bad model option; ``stream_window_ms`` outside 500-10000 → **E0101**
-   (every problem is listed in the message);
+   request is ``reset_stream`` or ``job_details`` alone) or ``models``; no model; a field of the wrong type
+   (``null`` counts as absent for every optional field); a bad model option; ``stream_window_ms`` outside
+   500-10000 → **E0101** (every problem is listed in the message);
 3. the account is out of credits → **E0300** (payloads only; a bare ``reset_stream`` is still answered);
 4. ``data`` is not strict base64 (unless ``raw_text``) → **E0201**; the bytes are no known format → **E0200**;
 5. a model that cannot run on the media kind (text: language; image: face; audio: prosody, burst; video:
@@ -99,7 +99,7 @@ class Reply:
     """One reply frame and what the request log and the statistics record about it."""
 
     body: bytes
-    kind: str  # "predictions" | "error" | "warning" | "reset"
+    kind: str  # "predictions" | "error" | "warning" | "reset" | "job_details"
     code: str | None  # error or warning code (a nested warning in a predictions reply too)
     payload_id: str | None = None
     models: tuple[str, ...] = ()
@@ -252,8 +252,8 @@ def parse_request(frame: bytes | str) -> Request | Reply:
     window = _number(obj, "stream_window_ms", "", problems, low=MIN_WINDOW_MS, high=MAX_WINDOW_MS)
     data = obj.get("data")
     models: Models | None = None
-    if data is None and obj.get("models") is None and reset_stream:
-        pass  # a bare reset: answered, nothing analysed
+    if data is None and obj.get("models") is None and (reset_stream or job_details):
+        pass  # a bare reset or job-id query: answered, nothing analysed
     else:
         if data is None:
             problems.append("data: field required")
@@ -376,7 +376,8 @@ class Session:
             body: Json = {} if pid is None else {"payload_id": pid}
             if request.job_details:
                 body["job_details"] = {"job_id": self.job_id}
-            return Reply(orjson.dumps(body), "reset", None, pid, reset_stream=True)
+            kind = "reset" if request.reset_stream else "job_details"
+            return Reply(orjson.dumps(body), kind, None, pid, reset_stream=request.reset_stream)
         models = request.models
         if out_of_credits:
             return error_reply("E0300", OUT_OF_CREDITS, pid, models.names, request.reset_stream)

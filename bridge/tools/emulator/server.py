@@ -13,13 +13,14 @@ The handshake is checked in ``process_request`` (path 404, rate 429, key 401) an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -31,6 +32,9 @@ from bridge.tools.emulator.admin import AdminServer
 from bridge.tools.emulator.faults import Faults, HandshakeLimiter, reply_delay_s, should_drop
 from bridge.tools.emulator.protocol import Engine, Reply, Session
 from bridge.tools.emulator.stats import RequestLogEntry, Stats
+from bridge.tools.emulator.v1.runs import Runs
+from bridge.tools.emulator.v1.server import V1Server
+from bridge.tools.emulator.v1.vocabulary import Vocabulary
 
 PATH: Final = "/v0/stream/models"
 API_KEY_HEADER: Final = "X-Hume-Api-Key"
@@ -41,8 +45,79 @@ MAX_PENDING_PER_CONNECTION: Final = 4096
 backpressure) until replies go out."""
 
 
+_SNIFF_LIMIT: Final = 8192
+"""Bytes read at most to find a request line before handing a connection to v0's WebSocket server."""
+
+
+class _Detached:
+    """Stands in for the transport of a connection handed over to the v1 application, so that the v0
+    server's clean-up after its (skipped) handshake cannot abort the connection it no longer owns."""
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def _dispatching(v1_factory: Callable[[], asyncio.Protocol]) -> type[ServerConnection]:
+    """A v0 connection class that first reads the request line: ``GET`` of anything but ``/v1/...`` stays
+    with v0's WebSocket server (which answers its own 404s); everything else (every ``/v1/...`` request, every
+    other method) is handed, with the bytes read so far, to the v1 aiohttp application."""
+
+    class DispatchingConnection(ServerConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self._sniffed = bytearray()
+            self._decided: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._handed_over = False
+            super().connection_made(transport)
+
+        def data_received(self, data: bytes) -> None:
+            if self._decided.done():
+                super().data_received(data)
+                return
+            self._sniffed += data
+            end = self._sniffed.find(b"\r\n")
+            if end < 0 and len(self._sniffed) < _SNIFF_LIMIT:
+                return
+            method, _, rest = bytes(self._sniffed[: end if end >= 0 else None]).partition(b" ")
+            target = rest.partition(b" ")[0]
+            buffered = bytes(self._sniffed)
+            self._sniffed.clear()
+            self._decided.set_result(None)
+            if method == b"GET" and not (target == b"/v1" or target.startswith((b"/v1/", b"/v1?"))):
+                super().data_received(buffered)
+                return
+            self._handed_over = True
+            transport = self.transport
+            protocol = v1_factory()
+            transport.set_protocol(protocol)
+            self.transport = cast(asyncio.Transport, _Detached())
+            protocol.connection_made(transport)
+            protocol.data_received(buffered)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self._decided.done():
+                self._decided.set_result(None)
+            super().connection_lost(exc)
+
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            await self._decided
+            if not self._handed_over:
+                await super().handshake(*args, **kwargs)
+
+    return DispatchingConnection
+
+
 class Emulator:
-    """A local Hume ``/v0/stream/models`` server. Use as ``async with Emulator(...) as emu:``."""
+    """A local Hume server: v0 ``/v0/stream/models`` and the seven v1 endpoints on one port. Use as
+    ``async with Emulator(...) as emu:``."""
 
     def __init__(
         self,
@@ -55,6 +130,7 @@ class Emulator:
         request_log_size: int = 100_000,
         max_message_bytes: int = 64 * 1024 * 1024,
         media_cache_size: int = 2048,
+        record_audio: bool = False,
     ) -> None:
         self.host = host
         self.api_key = api_key
@@ -73,11 +149,38 @@ class Emulator:
         self._admin: AdminServer | None = None
         self.port = 0
         self.admin_url: str | None = None
+        self.v1 = V1Server(self, record_audio=record_audio)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}{PATH}"
+
+    @property
+    def http_url(self) -> str:
+        """``http://H:P``: the base of the v1 HTTP endpoints (Hume's ``base`` environment)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ws_base_url(self) -> str:
+        """``ws://H:P``: the base of the v1 realtime endpoints (Hume's ``production`` environment)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    @property
+    def runs(self) -> Runs:
+        """Every v1 session and upload; ``emu.runs.get(session_id).accepted_sha256`` etc."""
+        return self.v1.runs
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The v1 measurement names; ``emu.vocabulary.add({"audio_expressions": ["new name"]})``."""
+        return self.v1.vocabulary
+
+    def shutdown_sessions(self) -> int:
+        """``server_shutdown`` now for every open v1 session; returns how many."""
+        return self.v1.shutdown_sessions()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -89,6 +192,7 @@ class Emulator:
         await self.close()
 
     async def start(self) -> None:
+        v1_factory = await self.v1.start()
         self._server = await serve(
             self._handle,
             self.host,
@@ -99,6 +203,7 @@ class Emulator:
             ping_interval=None,
             max_size=self._max_message_bytes,
             server_header="hume-emulator",
+            create_connection=_dispatching(v1_factory),
         )
         self.port = self._server.sockets[0].getsockname()[1] if self._server.sockets else 0
         if self._admin_port is not None:
@@ -108,7 +213,10 @@ class Emulator:
             self.admin_url = f"http://{host}:{admin_port}"
 
     async def close(self) -> None:
-        """Stop accepting, close every connection (1001) and wait for their handlers."""
+        """Stop accepting, close every connection (1001; v1 sessions get ``server_shutdown`` first) and wait
+        for their handlers."""
+        with contextlib.suppress(Exception):
+            await self.v1.close()
         if self._admin is not None:
             await self._admin.close()
             self._admin = None

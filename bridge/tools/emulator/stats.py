@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.tools.emulator.v1.stats import V1Stats
+
 
 @dataclass(frozen=True, slots=True)
 class RequestLogEntry:
@@ -18,7 +20,8 @@ class RequestLogEntry:
     window_payload_ids: tuple[str, ...]
     """Payload ids of earlier audio payloads on this connection whose audio was analysed with this one."""
     reply_kind: str
-    """"predictions", "error", "warning", "reset", or "dropped" (the connection was aborted on it)."""
+    """"predictions", "error", "warning", "reset", "job_details" (a bare job-id query), or "dropped" (the
+    connection was aborted on it)."""
     code: str | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,6 +42,9 @@ class Stats:
     def __init__(self) -> None:
         self.connections_open = 0  # gauges: not cleared by reset()
         self.in_flight = 0  # requests received and not yet answered, all connections
+        self.v1 = (
+            V1Stats()
+        )  # the v1 counters: their own snapshot (``GET /v1/stats``), so v0's stays as it was
         self.reset()
 
     def reset(self) -> None:
@@ -55,6 +61,7 @@ class Stats:
         self.idle_closes = 0
         self.message_limit_closes = 0
         self.max_in_flight_per_connection = 0  # the deepest pipelining seen on one connection
+        self.v1.reset()
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able copy."""

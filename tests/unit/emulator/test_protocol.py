@@ -391,6 +391,18 @@ def test_job_details_and_bare_reset(ask: Asker) -> None:
     assert ask.last is not None and (ask.last.kind, ask.last.reset_stream) == ("reset", True)
 
 
+def test_bare_job_details_gets_the_job_id(ask: Asker) -> None:
+    """``{"job_details": true}`` alone (with or without a payload id) is answered with the job id, not E0101,
+    and leaves the audio window alone."""
+    assert ask({"job_details": True}) == {"job_details": {"job_id": "0" * 32}}
+    assert ask.last is not None and (ask.last.kind, ask.last.reset_stream) == ("job_details", False)
+    assert ask({"job_details": True, "payload_id": "q"}) == {
+        "payload_id": "q",
+        "job_details": {"job_id": "0" * 32},
+    }
+    assert ask({"job_details": False})["code"] == "E0101"
+
+
 # --- the audio window -----------------------------------------------------------------------------------
 
 
