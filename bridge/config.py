@@ -78,6 +78,7 @@ class KafkaConfig:
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
     linger_ms: int = 5
+    max_request_bytes: int = 16 * 1024 * 1024  # the largest output record the producer sends
     auto_offset_reset: str = "earliest"
 
 
@@ -289,6 +290,9 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         heartbeat_interval_ms=r.integer("BRIDGE_KAFKA_HEARTBEAT_INTERVAL_MS", dk.heartbeat_interval_ms, 100),
         max_poll_interval_ms=r.integer("BRIDGE_KAFKA_MAX_POLL_INTERVAL_MS", dk.max_poll_interval_ms, 1000),
         linger_ms=r.integer("BRIDGE_KAFKA_LINGER_MS", dk.linger_ms, 0, 10_000),
+        max_request_bytes=r.integer(
+            "BRIDGE_KAFKA_MAX_REQUEST_BYTES", dk.max_request_bytes, 1024, 1024 * 1024 * 1024
+        ),
         auto_offset_reset=r.choice(
             "BRIDGE_KAFKA_AUTO_OFFSET_RESET", dk.auto_offset_reset, ("earliest", "latest"), upper=False
         ),

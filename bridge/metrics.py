@@ -17,6 +17,7 @@ PROCESSING_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 
 OUTCOMES = ("prediction", "error")
 SESSION_STATES = ("connecting", "idle", "busy", "backoff", "closed")
+PUBLISH_FAILURES = ("retriable", "refused")
 RECONNECT_REASONS = ("dropped", "idle_timeout", "recycled", "reply_timeout", "handshake_failed", "refused")
 
 
@@ -90,6 +91,15 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.publish_failures_total = Counter(
+            "hume_bridge_publish_failures_total",
+            "Output records the broker did not take: retried after a backoff (retriable) or replaced by "
+            "an error outcome (refused).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in PUBLISH_FAILURES:
+            self.publish_failures_total.labels(reason=reason)
         self.commits_total = Counter("hume_bridge_commits_total", "Offset commits sent to Kafka.", registry=r)
         self.commit_failures_total = Counter(
             "hume_bridge_commit_failures_total", "Offset commits that failed.", registry=r

@@ -1,7 +1,10 @@
-"""The Kafka sink: where an outcome leaves the bridge and is acknowledged (acks=all).
+"""The Kafka sink: where an output leaves the bridge and is acknowledged (acks=all).
 
 Idempotence ``auto`` asks for it and falls back, with a warning log and a metric, when the broker refuses
 producer ids; ``on`` makes that refusal fatal; ``off`` never asks.
+
+Every producer error is mapped here, once, to a :class:`~bridge.errors.PublishError`: refused for good
+when the record itself is the problem (over a size limit, invalid), retriable otherwise.
 """
 
 from __future__ import annotations
@@ -12,14 +15,36 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from bridge.config import KafkaConfig
 from bridge.core.outputs import OutputRecord
+from bridge.errors import PublishError, PublishRefused, PublishRetriable
 from bridge.metrics import Metrics
 from bridge.source import client_options
 
 log = structlog.get_logger("bridge.sink")
+
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+INVALID = (InvalidMessageError, CorruptRecordException, InvalidTimestampError)
+
+
+def publish_error(exc: BaseException, size: int | None = None) -> PublishError:
+    """The bridge's view of a producer failure."""
+    name = type(exc).__name__
+    if isinstance(exc, TOO_LARGE):
+        return PublishRefused(name, size, too_large=True)
+    if isinstance(exc, INVALID):
+        return PublishRefused(name, size)
+    return PublishRetriable(name, size)
 
 
 class Sink:
@@ -36,7 +61,7 @@ class Sink:
             enable_idempotence=idempotent,
             linger_ms=self.cfg.linger_ms,
             max_batch_size=1024 * 1024,
-            max_request_size=16 * 1024 * 1024,
+            max_request_size=self.cfg.max_request_bytes,
             request_timeout_ms=30_000,
         )
 
@@ -65,7 +90,14 @@ class Sink:
             self.producer = None
 
     async def send(self, records: Sequence[OutputRecord]) -> list[asyncio.Future[Any]]:
-        """Hand records to the producer in order; the futures resolve when the broker acknowledged them."""
+        """Hand records to the producer in order; the futures resolve when the broker acknowledged them.
+        Raises :class:`PublishError` when the producer refuses at once."""
         producer = self.producer
         assert producer is not None
-        return [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
+        futures = []
+        for r in records:
+            try:
+                futures.append(await producer.send(r.topic, r.value, key=r.key, headers=r.headers))
+            except KafkaError as exc:
+                raise publish_error(exc, max(len(x.value) for x in records)) from exc
+        return futures
