@@ -94,3 +94,19 @@ async def test_same_producer_payload_id_in_flight_on_one_session_gives_each_reco
     assert sorted(r.key for r in errors) == [b"e0", b"e1"]
     assert {r.value["error"]["code"] for r in errors} == {"INVALID_ENVELOPE"}
     assert all("256" in r.value["error"]["message"] for r in errors)
+
+
+async def test_session_gauge_counts_every_session_and_is_never_negative(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """hume_bridge_sessions{state} sums to the pool size, with no state below zero."""
+    topics = await make_topics(new_topic, partitions=1)
+    metrics = Metrics()
+    states = ("connecting", "idle", "busy", "backoff", "closed")
+    async with Emulator(api_key=API_KEY) as emu:
+        config = bridge_config(kafka_bootstrap, emu.url, topics, BRIDGE_POOL_SIZE="3")
+        async with running_bridge(config, metrics):
+            await wait_for(lambda: gauge(metrics, "hume_bridge_sessions", state="idle") == 3, 20, "3 idle")
+            by_state = {s: gauge(metrics, "hume_bridge_sessions", state=s) for s in states}
+    assert min(by_state.values()) >= 0, by_state
+    assert sum(by_state.values()) == 3, by_state

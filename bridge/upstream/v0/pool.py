@@ -88,6 +88,8 @@ class SessionPool:
         self.probe = Backoff(retry.outage_probe_initial_s, retry.outage_probe_max_s)
         self.limiter = RateLimiter(hume.handshake_rate_per_s)
         self.sessions = [_Session(i) for i in range(hume.pool_size)]
+        for session in self.sessions:  # every session is counted in its state from the start
+            metrics.sessions_by_state[session.state].inc()
         self._closing = False
         self._wake: dict[int, asyncio.Event] = {}
 
