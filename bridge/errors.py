@@ -31,6 +31,7 @@ class Code(StrEnum):
     """Codes of error outcomes with ``origin: "bridge"``."""
 
     EMPTY_VALUE = "EMPTY_VALUE"  # value is null or zero bytes
+    EMPTY_MEDIA = "EMPTY_MEDIA"  # a container with no media in it: a WAV whose data chunk is empty
     RECORD_TOO_LARGE = "RECORD_TOO_LARGE"  # value over BRIDGE_MAX_RECORD_BYTES
     INVALID_HEADER = "INVALID_HEADER"  # a hume-* header that cannot be read (bad JSON, number, flag)
     INVALID_MODELS = "INVALID_MODELS"  # hume-models names an unknown model or badly typed config

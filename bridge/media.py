@@ -314,6 +314,10 @@ def inspect_audio(data: bytes, content_type: str | None = None) -> AudioInfo:
     declared = _essence(content_type) if content_type else None
     if sniffed == "audio/wav":
         wav = _parse_wav(data)
+        if wav.data_len < wav.block_align:
+            raise MediaError(
+                Code.EMPTY_MEDIA, f"WAV data chunk holds {wav.data_len} bytes: not one sample frame of audio"
+            )
         return AudioInfo("wav", wav.duration_ms, wav.sample_rate, wav.channels)
     if sniffed in _MUTAGEN_READERS:
         container, readers = _MUTAGEN_READERS[sniffed]

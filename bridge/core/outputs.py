@@ -3,10 +3,14 @@
 Key = the input key; headers = the first covered record's headers plus ``hume-source:
 <topic>/<partition>/<offset>``. An output covering one record has that record's ``payload_id`` and
 ``source``; one covering several has ``sources``, one entry per record, in order.
+
+``stream_id`` is the key as text when the key is UTF-8, and ``{"base64": "<the key's bytes>"}`` when it
+is not: a JSON object cannot collide with any string, so no UTF-8 key can spell another key's id.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +37,12 @@ class Topics:
 
 
 def stream_id(key: bytes | None) -> StreamId:
-    return None if key is None else key.decode("utf-8", "backslashreplace")
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(key).decode("ascii")}
 
 
 def out_headers(headers: Headers, source_ref: str) -> list[tuple[str, bytes]]:

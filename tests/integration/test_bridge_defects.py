@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
+import orjson
+
 from bridge.metrics import Metrics
 from bridge.tools import samples
 from bridge.tools.emulator import Emulator, Faults
@@ -110,3 +114,34 @@ async def test_session_gauge_counts_every_session_and_is_never_negative(
             by_state = {s: gauge(metrics, "hume_bridge_sessions", state=s) for s in states}
     assert min(by_state.values()) >= 0, by_state
     assert sum(by_state.values()) == 3, by_state
+
+
+async def test_empty_wav_is_refused_before_sending_and_stream_ids_are_unambiguous(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """A WAV whose data chunk is empty gets EMPTY_MEDIA without a Hume call; a key that is not UTF-8 has
+    a stream_id that no UTF-8 key can spell."""
+    topics = await make_topics(new_topic, partitions=1)
+    empty_wav = samples.wav(0.0)
+    records: list[Record] = [
+        (b"w", empty_wav, [("content-type", b"audio/wav")]),
+        (b"\xff\xfe", b"hello there", []),
+        (b"\\xff\\xfe", b"hello there", []),
+    ]
+    async with Emulator(api_key=API_KEY) as emu:
+        config = bridge_config(kafka_bootstrap, emu.url, topics)
+        async with running_bridge(config), Collector(kafka_bootstrap, topics.outputs) as col:
+            await produce(kafka_bootstrap, topics.media, records)
+            await col.until(lambda rs: len(outcomes(rs, topics)) >= 3, 30, "three outcomes")
+        sent = [e.payload_id for e in emu.requests]
+    (err,) = col.on(topics.errors)
+    assert (err.key, err.value["error"]["code"], err.value["error"]["origin"]) == (
+        b"w",
+        "EMPTY_MEDIA",
+        "bridge",
+    )
+    assert len(sent) == 2
+    ids = {r.key: r.value["stream_id"] for r in col.on(topics.predictions)}
+    assert ids[b"\\xff\\xfe"] == "\\xff\\xfe"
+    assert ids[b"\xff\xfe"] == {"base64": base64.b64encode(b"\xff\xfe").decode()}
+    assert orjson.dumps(ids[b"\xff\xfe"]) != orjson.dumps(ids[b"\\xff\\xfe"])

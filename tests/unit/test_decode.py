@@ -134,6 +134,7 @@ CORPUS: list[tuple[str, bytes | None, dict[str, bytes], str]] = [
     ("window out of range", wav(0.5), {"hume-stream-window-ms": b"20000"}, Code.INVALID_HEADER),
     ("reset flag unreadable", b"hello", {"hume-reset-stream": b"perhaps"}, Code.INVALID_HEADER),
     ("payload id too long", b"hello", {"hume-payload-id": b"p" * 300}, Code.INVALID_HEADER),
+    ("WAV without samples", wav(0.0), {"content-type": b"audio/wav"}, Code.EMPTY_MEDIA),
     (
         "envelope payload_id too long",
         orjson.dumps({"data": "x", "models": {"language": {}}, "raw_text": True, "payload_id": "p" * 257}),
