@@ -1,7 +1,8 @@
 """The Kafka sink: where an output leaves the bridge and is acknowledged (acks=all).
 
-Idempotence ``auto`` asks for it and falls back, with a warning log and a metric, when the broker refuses
-producer ids; ``on`` makes that refusal fatal; ``off`` never asks.
+Idempotence ``auto`` asks for it and falls back, with a warning log and a metric, only when the broker
+answers the producer-id request with a refusal (as the embedded broker does); a broker that cannot be
+reached is not a refusal and fails the start. ``on`` makes a refusal fatal; ``off`` never asks.
 
 Every producer error is mapped here, once, to a :class:`~bridge.errors.PublishError`: refused for good
 when the record itself is the problem (over a size limit, invalid), retriable otherwise.
@@ -10,12 +11,15 @@ when the record itself is the problem (over a size limit, invalid), retriable ot
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
+    BrokerResponseError,
     CorruptRecordException,
     InvalidMessageError,
     InvalidTimestampError,
@@ -47,6 +51,25 @@ def publish_error(exc: BaseException, size: int | None = None) -> PublishError:
     return PublishRetriable(name, size)
 
 
+class _InitProducerIdRefusal(logging.Filter):
+    """aiokafka logs a refused producer-id request at error level before raising it; the sink handles
+    that refusal (a warning of its own), so the library's line is dropped while the sink starts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected error during InitProducerIdRequest")
+
+
+@contextlib.contextmanager
+def _quiet_refusal() -> Iterator[None]:
+    logger = logging.getLogger("aiokafka.producer.sender")
+    flt = _InitProducerIdRefusal()
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
+
+
 class Sink:
     def __init__(self, cfg: KafkaConfig, metrics: Metrics) -> None:
         self.cfg = cfg
@@ -70,18 +93,26 @@ class Sink:
         if mode != "off":
             producer = self._producer(True)
             try:
-                await producer.start()
-            except KafkaError as exc:
+                with _quiet_refusal():
+                    await producer.start()
+            except BrokerResponseError as exc:
                 await producer.stop()
                 if mode == "on":
                     raise
                 log.warning("producer_idempotence_refused", error=type(exc).__name__, fallback="acks=all")
                 self.metrics.idempotence_disabled.set(1)
+            except BaseException:
+                await producer.stop()
+                raise
             else:
                 self.producer, self.idempotent = producer, True
                 return
         producer = self._producer(False)
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
         self.producer = producer
 
     async def stop(self) -> None:
