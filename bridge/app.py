@@ -61,10 +61,19 @@ from bridge.http import HttpServer
 from bridge.metrics import Metrics
 from bridge.sink import Sink, publish_error
 from bridge.source import TP, make_consumer, to_kafka
-from bridge.upstream.adapter import Upstream
+from bridge.upstream.adapter import Upstream, UpstreamEvents
 from bridge.upstream.v0.adapter import V0Upstream
 
 log = structlog.get_logger("bridge.app")
+
+
+def make_upstream(
+    config: Config, events: UpstreamEvents, metrics: Metrics, clock: Callable[[], float], rnd: random.Random
+) -> Upstream:
+    """The adapter for the configured API; the only place that names one (a v1 adapter plugs in here)."""
+    if config.hume.protocol == "v0":
+        return V0Upstream(config.hume, config.retry, events, metrics, clock=clock, rnd=rnd)
+    raise ConfigError([f"BRIDGE_HUME_PROTOCOL: no upstream adapter for {config.hume.protocol!r}"])
 
 
 class Bridge:
@@ -83,7 +92,7 @@ class Bridge:
         self.clock = clock
         self.rnd = rnd or random.Random()
         r = config.retry
-        self.upstream: Upstream = V0Upstream(config.hume, r, self, self.metrics, clock=clock, rnd=self.rnd)
+        self.upstream = make_upstream(config, self, self.metrics, clock, self.rnd)
         self.router = Router(
             max_attempts=r.max_attempts,
             retry_backoff=Backoff(r.backoff_initial_s, r.backoff_max_s),

@@ -33,12 +33,7 @@ from mutagen.oggvorbis import OggVorbis
 
 from bridge.errors import Code, MediaError
 
-# An upstream API's limits live with its adapter; v0's are re-exported here for the produce tool.
-from bridge.upstream.v0.limits import AUDIO_LIMIT_MS as AUDIO_LIMIT_MS
-from bridge.upstream.v0.limits import FACEMESH_LIMIT_FACES as FACEMESH_LIMIT_FACES
-from bridge.upstream.v0.limits import IMAGE_LIMIT_PX as IMAGE_LIMIT_PX
-from bridge.upstream.v0.limits import TEXT_LIMIT_CHARS as TEXT_LIMIT_CHARS
-
+# An upstream API's own limits live with its adapter (v0: bridge/upstream/v0/limits.py).
 FACEMESH_LANDMARKS = 478
 
 FACEMESH_CONTENT_TYPE = "application/vnd.hume.facemesh+json"
