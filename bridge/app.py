@@ -54,12 +54,12 @@ from bridge.core.model import (
 )
 from bridge.core.offsets import OffsetTracker
 from bridge.core.outage import OutageMachine
-from bridge.core.outputs import Topics, render
+from bridge.core.outputs import OutputRecord, Topics, render
 from bridge.core.streams import Router
 from bridge.errors import ConfigError, PublishError
 from bridge.http import HttpServer
 from bridge.metrics import Metrics
-from bridge.sink import Sink, publish_error
+from bridge.sink import Sink, largest, publish_error
 from bridge.source import TP, make_consumer, to_kafka
 from bridge.upstream.adapter import Upstream, UpstreamEvents
 from bridge.upstream.v0.adapter import V0Upstream
@@ -309,9 +309,8 @@ class Bridge:
 
     def settled(self, last: Work) -> None:
         self.router.settled(last, self.clock())
-        self.metrics.inflight_requests.set(self.router.inflight)
         self._flush()
-        self._kick.set()
+        self._kick.set()  # the dispatcher runs next and updates the in-flight gauge
 
     def lost(self, works: Sequence[Work], reason: LossReason, error: ErrorInfo) -> None:
         if reason.counts_attempt:
@@ -359,7 +358,6 @@ class Bridge:
                 if work.kind is not None:
                     m.records_by_outcome[work.kind].inc()
                 m.processing_seconds.observe(max(0.0, now - work.consumed_at))
-                log.debug("record_done", source=work.source.ref, outcome=work.kind)
             router.done.clear()
             self._settled.set()
 
@@ -387,18 +385,17 @@ class Bridge:
                     continue
                 # one acknowledgement callback per output, however many records it published
                 last = futures[-1] if len(futures) == 1 else asyncio.gather(*futures, return_exceptions=True)
-                size = max(len(r.value) for r in records)
-                last.add_done_callback(functools.partial(self._delivered, output, size))
+                last.add_done_callback(functools.partial(self._delivered, output, records))
 
-    def _delivered(self, output: Output, size: int, fut: asyncio.Future[Any]) -> None:
+    def _delivered(self, output: Output, records: list[OutputRecord], fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():
-            self._publish_failed(output, publish_error(asyncio.CancelledError(), size))
+            self._publish_failed(output, publish_error(asyncio.CancelledError(), largest(records)))
             return
         result = fut.exception() or fut.result()
         results = result if isinstance(result, list) else [result]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            self._publish_failed(output, publish_error(errors[0], size))
+            self._publish_failed(output, publish_error(errors[0], largest(records)))
             return
         m = self.metrics
         if output.error is not None:

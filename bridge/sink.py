@@ -41,6 +41,11 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeEr
 INVALID = (InvalidMessageError, CorruptRecordException, InvalidTimestampError)
 
 
+def largest(records: Sequence[OutputRecord]) -> int:
+    """The size a publish failure names: the largest value among the records of one output."""
+    return max(len(r.value) for r in records)
+
+
 def publish_error(exc: BaseException, size: int | None = None) -> PublishError:
     """The bridge's view of a producer failure."""
     name = type(exc).__name__
@@ -130,5 +135,5 @@ class Sink:
             try:
                 futures.append(await producer.send(r.topic, r.value, key=r.key, headers=r.headers))
             except KafkaError as exc:
-                raise publish_error(exc, max(len(x.value) for x in records)) from exc
+                raise publish_error(exc, largest(records)) from exc
         return futures

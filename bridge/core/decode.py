@@ -27,9 +27,10 @@ class DecodeSettings:
     max_record_bytes: int = 10 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
-    """A record the bridge can read, handed to the adapter's ``prepare``."""
+    """A record the bridge can read, handed to the adapter's ``prepare`` (which does not change it).
+    Not frozen: built for every record, and a frozen dataclass costs more to build."""
 
     value: bytes  # never empty
     headers: dict[str, bytes]  # ``hume-*`` and ``content-*`` headers, names lower-cased

@@ -111,14 +111,14 @@ class WarningInfo:
     model: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prepared:
     """A record shaped for one upstream API by its adapter. ``payload`` is the adapter's own and opaque
     to the core; ``sticky`` asks to keep the stream on the lane that holds its context (v0 audio);
     ``reset_context`` says the producer asked for that context to start afresh; ``payload_id`` replaces
     the record's default id when the payload names its own."""
 
-    payload: Any
+    payload: Any  # never changed once built (not frozen only because it is built for every record)
     sticky: bool = False
     reset_context: bool = False
     payload_id: str | None = None

@@ -56,32 +56,36 @@ def render(output: Output, topics: Topics, now: float) -> list[OutputRecord]:
     records = output.records
     first = records[0]
     source = first.source
-    sid = stream_id(first.key)
+    key = first.key
     headers = out_headers(first.headers, source.ref)
-    attempts = max(w.attempts for w in records)
-    common: dict[str, Any] = {"stream_id": sid}
+    common: dict[str, Any]
     if len(records) == 1:
-        common["payload_id"] = first.payload_id
-        common["source"] = source.as_json()
+        common = {"stream_id": stream_id(key), "payload_id": first.payload_id, "source": source.as_json()}
+        attempts = first.attempts
     else:
-        common["sources"] = [w.source.as_json() for w in records]
+        common = {"stream_id": stream_id(key), "sources": [w.source.as_json() for w in records]}
+        attempts = max(w.attempts for w in records)
     out: list[OutputRecord] = []
     for warning in output.warnings:
         value = {
             **common,
             "warning": {"code": warning.code, "message": warning.message, "model": warning.model},
         }
-        out.append(OutputRecord(topics.warnings, first.key, orjson.dumps(value), headers))
-    body = dict(common)
-    if output.error is not None:
-        e = output.error
-        body["error"] = {"code": e.code, "message": e.message, "origin": e.origin, "retriable": e.retriable}
-        body["attempts"] = attempts
-        out.append(OutputRecord(topics.errors, first.key, orjson.dumps(body), headers))
+        out.append(OutputRecord(topics.warnings, key, orjson.dumps(value), headers))
+    error = output.error
+    if error is not None:
+        common["error"] = {
+            "code": error.code,
+            "message": error.message,
+            "origin": error.origin,
+            "retriable": error.retriable,
+        }
+        common["attempts"] = attempts
+        out.append(OutputRecord(topics.errors, key, orjson.dumps(common), headers))
     else:
         if output.fields:
-            body.update(output.fields)
-        body["latency_ms"] = round((now - first.consumed_at) * 1000.0, 3)
-        body["attempts"] = attempts
-        out.append(OutputRecord(topics.predictions, first.key, orjson.dumps(body), headers))
+            common.update(output.fields)
+        common["latency_ms"] = round((now - first.consumed_at) * 1000.0, 3)
+        common["attempts"] = attempts
+        out.append(OutputRecord(topics.predictions, key, orjson.dumps(common), headers))
     return out

@@ -143,9 +143,11 @@ class Router:
                 self.done.append(work)
             if work is last:
                 break
-        self._emit_held(stream)
+        if stream.held:
+            self._emit_held(stream)
         self._schedule(stream, now)
-        self._forget_if_empty(stream)
+        if not stream.outq:  # settled with no output (silent): nothing else will forget it
+            self._forget_if_empty(stream)
 
     def lost(self, works: Sequence[Work], reason: LossReason, error: ErrorInfo, now: float) -> None:
         """Work at the upstream came back unsettled: it goes back to the head of its stream, in order,
@@ -344,12 +346,9 @@ class Router:
         return None
 
     def _dispatchable(self, stream: _Stream) -> bool:
-        return (
-            not stream.frozen
-            and bool(stream.pending)
-            and len(stream.window) < self.window
-            and self._streams.get(stream.key) is stream
-        )
+        if stream.frozen or not stream.pending or len(stream.window) >= self.window:
+            return False
+        return self._streams.get(stream.key) is stream
 
     def _schedule(self, stream: _Stream, now: float) -> None:
         if stream.scheduled or not self._dispatchable(stream):

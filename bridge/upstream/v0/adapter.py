@@ -97,14 +97,15 @@ class V0Upstream:
         events = self.events
         if isinstance(verdict, v0.Final):
             outcome = verdict.outcome
+            warnings = tuple(outcome.warnings) if outcome.warnings else ()
             if outcome.error is not None:
                 m.hume_errors_total.labels(code=outcome.error.code).inc()
-                output = Output(work.stream, (work,), error=outcome.error, warnings=tuple(outcome.warnings))
+                output = Output(work.stream, (work,), error=outcome.error, warnings=warnings)
             else:
                 fields: dict[str, Any] = {"models": outcome.models or {}}
                 if outcome.job_details is not None:
                     fields["job_details"] = outcome.job_details
-                output = Output(work.stream, (work,), fields, warnings=tuple(outcome.warnings))
+                output = Output(work.stream, (work,), fields, warnings=warnings)
             events.recovered(Evidence.ANSWERED)
             events.produced(output)
             events.settled(work)
