@@ -221,4 +221,127 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 TestLifecycle = Lifecycle.TestCase
-TestLifecycle.settings = settings(max_examples=80, stateful_step_count=60, deadline=None)
+TestLifecycle.settings = settings(max_examples=60, stateful_step_count=60, deadline=None)
+
+
+class WindowedLifecycle(RuleBasedStateMachine):
+    """The same core driven the way a v1 adapter drives it: several records of a stream at the
+    upstream at once, outputs covering several records, settlement by a watermark, silent records, and
+    a lost session sending every unsettled record of its stream again. Every record settles and is done
+    once; outputs of a stream reach the broker in order; commits stay behind records not done."""
+
+    @initialize()
+    def start(self) -> None:
+        self.now = 0.0
+        self.router = Router(
+            max_attempts=3,
+            retry_backoff=Backoff(0.1, 1.0),
+            affinity_idle_s=30.0,
+            window=3,
+            rnd=random.Random(0),
+        )
+        self.tracker = OffsetTracker()
+        self.tracker.assign((TOPIC, 0))
+        self.router.lane_up(0)
+        self.next_offset = 0
+        self.records: list[Work] = []
+        self.sessions: dict[object, list[Work]] = {}  # stream -> records at its session, in order
+        self.with_producer: list[Output] = []
+        self.acked_last: dict[object, list[int]] = {}
+        self.done: set[int] = set()
+
+    def _flush(self) -> None:
+        self.with_producer.extend(self.router.to_publish)
+        self.router.to_publish.clear()
+        for work in self.router.done:
+            assert id(work) not in self.done, "a record was done twice"
+            self.done.add(id(work))
+            self.tracker.finish(work.source.tp, work.source.offset)
+        self.router.done.clear()
+
+    @rule(key=st.integers(0, 2), bad=st.booleans())
+    def admit(self, key: int, bad: bool) -> None:
+        offset = self.next_offset
+        self.next_offset += 1
+        k = f"k{key}".encode()
+        work = Work(
+            Source(TOPIC, 0, offset, None), (TOPIC, 0, k), k, (), str(offset), 1, self.now, Prepared("pcm")
+        )
+        if bad:
+            work.prepared = None
+            work.rejection = ErrorInfo(Code.EMPTY_MEDIA, "empty", "bridge", False)
+        self.tracker.admit((TOPIC, 0), offset)
+        self.records.append(work)
+        self.router.admit(work, self.now)
+        self._flush()
+
+    @rule()
+    def dispatch(self) -> None:
+        for d in self.router.dispatch({0: 6}, self.now):
+            at = self.sessions.setdefault(d.work.stream, [])
+            assert len(at) < 3, "more than the window at the upstream"
+            assert all(w.source.offset < d.work.source.offset for w in at), "sent out of order"
+            at.append(d.work)
+
+    @rule(key=st.integers(0, 2), cover=st.integers(1, 3), silent=st.booleans())
+    def measurement(self, key: int, cover: int, silent: bool) -> None:
+        at = self.sessions.get((TOPIC, 0, f"k{key}".encode()), [])
+        if not at:
+            return
+        covered, rest = at[:cover], at[cover:]
+        if not silent:
+            assert self.router.produced(Output(covered[0].stream, tuple(covered), {"measurement": {}}))
+        self.router.settled(covered[-1], self.now)
+        self.sessions[covered[0].stream] = rest
+        self._flush()
+
+    @rule(key=st.integers(0, 2))
+    def session_lost(self, key: int) -> None:
+        lost = self.sessions.pop((TOPIC, 0, f"k{key}".encode()), [])
+        self.router.lost(lost, LossReason.CONNECTION_LOST, LOST, self.now)
+        self._flush()
+
+    @precondition(lambda self: bool(self.with_producer))
+    @rule()
+    def broker_acks(self) -> None:
+        output = self.with_producer.pop(0)
+        if self.router.is_current(output):
+            self.acked_last.setdefault(output.stream, []).append(output.records[-1].source.offset)
+        self.router.acked(output)
+        self._flush()
+
+    @rule(dt=st.floats(0.01, 2.0))
+    def time_passes(self, dt: float) -> None:
+        self.now += dt
+
+    @rule()
+    def commit(self) -> None:
+        offsets = self.tracker.to_commit()
+        for point in offsets.values():
+            for work in self.records:
+                if work.source.offset < point:
+                    assert id(work) in self.done, f"commit {point} past {work.payload_id}, not done"
+        self.tracker.committed(offsets)
+
+    @invariant()
+    def outputs_in_stream_order(self) -> None:
+        for offsets in self.acked_last.values():
+            assert offsets == sorted(offsets), f"outputs out of stream order: {offsets}"
+        assert self.router.inflight == sum(len(ws) for ws in self.sessions.values())
+
+    def teardown(self) -> None:
+        if not hasattr(self, "router"):
+            return
+        for _ in range(200):
+            self.now += 5.0
+            self.dispatch()
+            for key in range(3):
+                self.measurement(key, 3, False)
+            while self.with_producer:
+                self.broker_acks()
+        assert all(id(w) in self.done for w in self.records), "a record never settled"
+        assert all(w.settled for w in self.records)
+
+
+TestWindowedLifecycle = WindowedLifecycle.TestCase
+TestWindowedLifecycle.settings = settings(max_examples=50, stateful_step_count=60, deadline=None)
