@@ -1,9 +1,14 @@
-"""The app: wires source → core → Hume pool → sink, owns every task, and commits offsets.
+"""The app: wires source → core → upstream adapter → sink, owns every task, and carries out what the pure
+parts decide (docs/ARCHITECTURE.md draws the whole trip).
 
-    Kafka ─▶ _fetch_loop ─▶ decode ─▶ Router (per-stream FIFO) ─▶ _dispatch_loop ─▶ SessionPool ─▶ Hume
-                                                  ▲                                     │ reply
-    Kafka ◀─ _publish_loop ◀── outcome (in stream order) ◀── PoolEvents (reply/lost) ◀──┘
-      │ ack ─▶ OffsetTracker.finish ─▶ _commit_loop ─▶ consumer.commit (only acknowledged outcomes)
+    Kafka ─▶ _fetch_loop ─▶ decode (+ adapter.prepare) ─▶ Router (per-stream order) ─▶ _dispatch_loop
+                                                                          │ Dispatch(lane, work)
+    Kafka ◀─ _publish_loop ◀── Output (in stream order) ◀── produced/settled/lost ◀── Upstream adapter
+      │ ack ─▶ Router.acked ─▶ done records ─▶ OffsetTracker.finish ─▶ _commit_loop ─▶ consumer.commit
+
+Decisions live in pure parts: flow control (:mod:`bridge.core.flow`), the outage and probe machine
+(:mod:`bridge.core.outage`), the publish retry policy (:mod:`bridge.core.publish`), order and settlement
+(:mod:`bridge.core.streams`), commit points (:mod:`bridge.core.offsets`).
 
 Shutdown: stop fetching → drain under ``shutdown_drain_s`` → final commit → close. A second signal skips
 the drain.
@@ -16,12 +21,13 @@ import asyncio
 import contextlib
 import functools
 import gc
+import heapq
 import random
 import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -31,21 +37,43 @@ from aiokafka.errors import KafkaError
 from bridge import config as config_mod
 from bridge import log as log_mod
 from bridge.config import Config
+from bridge.core import publish
 from bridge.core.backoff import Backoff
 from bridge.core.decode import DecodeSettings, decode
-from bridge.core.model import ErrorInfo, InputRecord, Source, Work
+from bridge.core.flow import FlowChange, FlowControl
+from bridge.core.model import (
+    ErrorInfo,
+    Evidence,
+    InputRecord,
+    LaneId,
+    LossReason,
+    OutageReason,
+    Output,
+    Source,
+    Work,
+)
 from bridge.core.offsets import OffsetTracker
-from bridge.core.outputs import Topics, outcome_records
+from bridge.core.outage import OutageMachine
+from bridge.core.outputs import OutputRecord, Topics, render
 from bridge.core.streams import Router
-from bridge.errors import ConfigError, SessionClosed, UpstreamError
+from bridge.errors import ConfigError, PublishError
 from bridge.http import HttpServer
-from bridge.hume import v0_protocol as v0
-from bridge.hume.pool import SessionPool
 from bridge.metrics import Metrics
-from bridge.sink import Sink
+from bridge.sink import Sink, largest, publish_error
 from bridge.source import TP, make_consumer, to_kafka
+from bridge.upstream.adapter import Upstream, UpstreamEvents
+from bridge.upstream.v0.adapter import V0Upstream
 
 log = structlog.get_logger("bridge.app")
+
+
+def make_upstream(
+    config: Config, events: UpstreamEvents, metrics: Metrics, clock: Callable[[], float], rnd: random.Random
+) -> Upstream:
+    """The adapter for the configured API; the only place that names one (a v1 adapter plugs in here)."""
+    if config.hume.protocol == "v0":
+        return V0Upstream(config.hume, config.retry, events, metrics, clock=clock, rnd=rnd)
+    raise ConfigError([f"BRIDGE_HUME_PROTOCOL: no upstream adapter for {config.hume.protocol!r}"])
 
 
 class Bridge:
@@ -64,42 +92,40 @@ class Bridge:
         self.clock = clock
         self.rnd = rnd or random.Random()
         r = config.retry
+        self.upstream = make_upstream(config, self, self.metrics, clock, self.rnd)
         self.router = Router(
             max_attempts=r.max_attempts,
             retry_backoff=Backoff(r.backoff_initial_s, r.backoff_max_s),
             affinity_idle_s=config.hume.audio_affinity_idle_s,
+            window=self.upstream.window,
             rnd=self.rnd,
         )
         self.tracker = OffsetTracker()
-        self.settings = DecodeSettings(
-            max_record_bytes=config.limits.max_record_bytes,
-            default_models=config.hume.default_models,
-            stream_window_ms=config.hume.stream_window_ms,
-            job_details=config.hume.job_details,
-        )
+        self.settings = DecodeSettings(max_record_bytes=config.limits.max_record_bytes)
+        lim = config.limits
+        self.flow = FlowControl(lim.max_buffered_records, lim.max_buffered_bytes, lim.resume_ratio)
+        self.outages = OutageMachine(Backoff(r.outage_probe_initial_s, r.outage_probe_max_s), self.rnd)
+        self.publish_backoff = Backoff(r.backoff_initial_s, r.backoff_max_s)
         k = config.kafka
         self.topics = Topics(k.predictions_topic, k.errors_topic, k.warnings_topic)
-        self.pool = SessionPool(config.hume, config.retry, self, self.metrics, clock=clock, rnd=self.rnd)
         self.sink = Sink(k, self.metrics)
         self.consumer: AIOKafkaConsumer | None = None
         self.http: HttpServer | None = None
-        self.buffered_records = 0
-        self.buffered_bytes = 0
-        self.memory_paused = False
-        self.outage: str | None = None
-        self.outage_detail = ""
-        self._probes = 0
-        self._next_probe = 0.0
-        self._probe_backoff = Backoff(r.outage_probe_initial_s, r.outage_probe_max_s)
         self.joined = False
         self.stopping = False
         self.hard_stop = False
         self._revoking: set[TP] = set()
-        self._publish_q: deque[Work] = deque()
+        self._publish_q: deque[Output] = deque()
+        self._publish_later: list[tuple[float, int, Output]] = []  # per-output backoff, by due time
+        self._seq = 0
         self._kick = asyncio.Event()
         self._published = asyncio.Event()
         self._settled = asyncio.Event()
         self._commit_lock = asyncio.Lock()
+
+    @property
+    def outage(self) -> OutageReason | None:
+        return self.outages.reason
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -124,7 +150,7 @@ class Bridge:
             )
             async with asyncio.TaskGroup() as tg:
                 loops = [
-                    tg.create_task(self.pool.run(), name="pool"),
+                    tg.create_task(self.upstream.run(), name="upstream"),
                     tg.create_task(self._fetch_loop(), name="fetch"),
                     tg.create_task(self._dispatch_loop(), name="dispatch"),
                     tg.create_task(self._publish_loop(), name="publish"),
@@ -134,7 +160,7 @@ class Bridge:
                 await self._drain()
                 for task in loops[1:]:
                     task.cancel()
-                await self.pool.close()
+                await self.upstream.close()
             log.info("bridge_stopped", outstanding=self.tracker.outstanding())
 
     async def _drain(self) -> None:
@@ -149,7 +175,7 @@ class Bridge:
         log.info("bridge_drained", outstanding=self.tracker.outstanding())
 
     async def _settle(self, done: Callable[[], bool], deadline: float) -> None:
-        """Wait until ``done()`` or the deadline, waking on each acknowledged outcome (and at least every
+        """Wait until ``done()`` or the deadline, waking on each finished record (and at least every
         0.2 s, for work that settles by failing rather than by an acknowledgement)."""
         while not done() and self.clock() < deadline:
             self._settled.clear()
@@ -161,18 +187,19 @@ class Bridge:
         reasons: list[str] = []
         if not self.joined:
             reasons.append("consumer has not joined its group")
-        if self.pool.usable() == 0:
+        if self.upstream.usable() == 0:
             reasons.append("no usable Hume session")
-        if self.outage is not None:
-            reasons.append(f"paused for upstream outage: {self.outage}")
+        outage = self.outages.reason
+        if outage is not None:
+            reasons.append(f"paused for upstream outage: {outage}")
         if self.stopping:
             reasons.append("shutting down")
         ok = not reasons
         self.metrics.ready.set(1 if ok else 0)
         detail: dict[str, object] = {"reasons": reasons}
-        if self.outage is not None:
-            detail["outage"] = self.outage
-            detail["outage_detail"] = self.outage_detail
+        if outage is not None:
+            detail["outage"] = str(outage)
+            detail["outage_detail"] = self.outages.detail
         return ok, detail
 
     # -- fetching -------------------------------------------------------------------------------------
@@ -197,6 +224,7 @@ class Bridge:
             if admitted:
                 self.metrics.consumed_total.inc(admitted)
                 self.metrics.consumed_bytes_total.inc(admitted_bytes)
+                self._flush()
                 self._kick.set()
 
     def _admit(self, m: Any, tp: TP, now: float) -> int:
@@ -204,33 +232,23 @@ class Bridge:
         record = InputRecord(
             Source(tp[0], tp[1], m.offset, m.timestamp), m.key, m.value, tuple(m.headers or ())
         )
-        work = decode(record, self.settings, now)
+        work = decode(record, self.settings, self.upstream.prepare, now)
         self.tracker.admit(tp, m.offset)
-        self.buffered_records += 1
-        self.buffered_bytes += work.size
-        self._enqueue(self.router.admit(work, now))
+        self.flow.admit(work.size)
+        self.router.admit(work, now)
         return work.size
 
     def _apply_pause(self) -> None:
         consumer = self.consumer
         if consumer is None:
             return
-        limits = self.config.limits
-        over = (
-            self.buffered_records >= limits.max_buffered_records
-            or self.buffered_bytes >= limits.max_buffered_bytes
-        )
-        if over:
-            if not self.memory_paused:
-                log.info("fetch_paused_memory", records=self.buffered_records, bytes=self.buffered_bytes)
-            self.memory_paused = True
-        elif self.memory_paused and (
-            self.buffered_records <= limits.max_buffered_records * limits.resume_ratio
-            and self.buffered_bytes <= limits.max_buffered_bytes * limits.resume_ratio
-        ):
-            self.memory_paused = False
-            log.info("fetch_resumed_memory", records=self.buffered_records, bytes=self.buffered_bytes)
-        want = self.memory_paused or self.outage is not None or self.stopping
+        flow = self.flow
+        change = flow.update()
+        if change is FlowChange.PAUSED:
+            log.info("fetch_paused_memory", records=flow.records, bytes=flow.bytes)
+        elif change is FlowChange.RESUMED:
+            log.info("fetch_resumed_memory", records=flow.records, bytes=flow.bytes)
+        want = flow.want_paused(outage=self.outages.reason is not None, stopping=self.stopping)
         assigned = consumer.assignment()
         paused = consumer.paused()
         if want:
@@ -240,16 +258,17 @@ class Bridge:
         elif paused:
             consumer.resume(*paused)
         self.metrics.paused_partitions.set(len(assigned) if want else 0)
-        self.metrics.buffered_records.set(self.buffered_records)
-        self.metrics.buffered_bytes.set(self.buffered_bytes)
+        self.metrics.buffered_records.set(flow.records)
+        self.metrics.buffered_bytes.set(flow.bytes)
 
     # -- dispatching ----------------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
         while True:
             wake = self.router.next_wakeup()
             timeout = 0.5 if wake is None else max(0.0, min(0.5, wake - self.clock()))
-            if self.outage == "out_of_credits":
-                timeout = max(0.0, min(timeout, self._next_probe - self.clock()))
+            probe = self.outages.wake_at()
+            if probe is not None:
+                timeout = max(0.0, min(timeout, probe - self.clock()))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._kick.wait()
@@ -258,156 +277,163 @@ class Bridge:
 
     def _dispatch(self) -> None:
         now = self.clock()
-        limit: int | None = None
-        if self.outage is not None:
-            if self.outage != "out_of_credits" or now < self._next_probe:
-                return
-            limit = 1  # one probe request at a time while out of credits
-        free = self.pool.free()
+        outages = self.outages
+        limit = outages.dispatch_limit(now)
+        if limit == 0:
+            return
+        free = self.upstream.lanes()
         if not free:
             return
         sent = self.router.dispatch(free, now, limit)
         if limit is not None and sent:
-            self._next_probe = now + self._probe_backoff.delay(self._probes, self.rnd)
-            self._probes += 1
-            log.info("upstream_probe", reason=self.outage, attempt=self._probes)
-        m = self.metrics
+            outages.probe_sent(now)
+            log.info("upstream_probe", reason=outages.reason, attempt=outages.probes)
+        upstream = self.upstream
         for d in sent:
-            request = d.work.request
-            assert request is not None
-            self.pool.send(d.session, d.work, d.reset_stream)
-            usage = request.usage
-            m.requests_by_kind[usage.kind].inc()
-            if usage.audio_s:
-                m.usage_audio_seconds_total.inc(usage.audio_s)
-            if usage.images:
-                m.usage_images_total.inc(usage.images)
-            if usage.text_chars:
-                m.usage_text_characters_total.inc(usage.text_chars)
-        m.inflight_requests.set(self.router.inflight)
+            upstream.send(d, now)
+        self.metrics.inflight_requests.set(self.router.inflight)
         self.router.prune_affinity(now)
 
-    # -- PoolEvents -----------------------------------------------------------------------------------
-    def session_up(self, sid: int) -> None:
-        self.router.session_up(sid)
+    # -- UpstreamEvents: what the adapter reports -----------------------------------------------------
+    def lane_up(self, lane: LaneId) -> None:
+        self.router.lane_up(lane)
         self._kick.set()
 
-    def session_down(self, sid: int) -> None:
-        self.router.session_down(sid)
+    def lane_down(self, lane: LaneId) -> None:
+        self.router.lane_down(lane)
         self._kick.set()
 
-    def reply(self, sid: int, work: Work, reply: dict[str, Any]) -> None:
-        now = self.clock()
-        m = self.metrics
-        m.request_seconds.observe(max(0.0, now - work.sent_at))
-        verdict = v0.judge(reply)
-        if isinstance(verdict, v0.Final):
-            if verdict.outcome.error is not None:
-                m.hume_errors_total.labels(code=verdict.outcome.error.code).inc()
-            if self.outage == "out_of_credits":
-                self._end_outage()
-            self._enqueue(self.router.complete(work, verdict.outcome, now))
-        elif isinstance(verdict, v0.Retry):
-            m.hume_errors_total.labels(code=verdict.error.code).inc()
-            m.retries_total.labels(reason="hume_error").inc()
-            self._enqueue(self.router.fail(work, verdict.error, now))
-        else:
-            m.hume_errors_total.labels(code=verdict.error.code).inc()
-            self.router.fail(work, verdict.error, now, count_attempt=False)
-            self.upstream_outage(verdict.reason, verdict.error.message)
-        m.inflight_requests.set(self.router.inflight)
-        self._kick.set()
+    def produced(self, output: Output) -> None:
+        self.router.produced(output)
+        self._flush()
 
-    def lost(self, sid: int, works: list[Work], error: UpstreamError) -> None:
-        now = self.clock()
-        ours = isinstance(error, SessionClosed)
-        info = ErrorInfo("CONNECTION_LOST", str(error), "bridge", True)
-        for work in works:
-            if not ours:
-                self.metrics.retries_total.labels(reason="connection_lost").inc()
-            self._enqueue(self.router.fail(work, info, now, count_attempt=not ours))
+    def settled(self, last: Work) -> None:
+        self.router.settled(last, self.clock())
+        self._flush()
+        self._kick.set()  # the dispatcher runs next and updates the in-flight gauge
+
+    def lost(self, works: Sequence[Work], reason: LossReason, error: ErrorInfo) -> None:
+        if reason.counts_attempt:
+            self.metrics.retries_total.labels(reason=reason.value).inc(len(works))
+        self.router.lost(works, reason, error, self.clock())
         self.metrics.inflight_requests.set(self.router.inflight)
+        self._flush()
         self._kick.set()
 
-    def upstream_outage(self, reason: str, detail: str) -> None:
-        if self.outage == reason:
+    def outage_began(self, reason: OutageReason, detail: str) -> None:
+        previous = self.outages.reason
+        if not self.outages.begin(reason, detail, self.clock()):
             return
-        if self.outage is not None:
-            self.metrics.upstream_paused.labels(reason=self.outage).set(0)
-        self.outage, self.outage_detail = reason, detail
-        self._probes = 0
-        self._next_probe = self.clock() + self._probe_backoff.delay(0, self.rnd)
+        if previous is not None:
+            self.metrics.upstream_paused.labels(reason=previous).set(0)
         self.metrics.upstream_paused.labels(reason=reason).set(1)
         log.warning("upstream_outage", reason=reason, detail=detail)
         self._apply_pause()
 
-    def upstream_healthy(self) -> None:
-        if self.outage in ("key_refused", "unreachable"):
-            self._end_outage()
-
-    def _end_outage(self) -> None:
-        if self.outage is None:
+    def recovered(self, evidence: Evidence) -> None:
+        probes = self.outages.probes
+        ended = self.outages.recovered(evidence)
+        if ended is None:
             return
-        log.info("upstream_recovered", reason=self.outage, probes=self._probes)
-        self.metrics.upstream_paused.labels(reason=self.outage).set(0)
-        self.outage, self.outage_detail = None, ""
+        log.info("upstream_recovered", reason=ended, probes=probes)
+        self.metrics.upstream_paused.labels(reason=ended).set(0)
         self._apply_pause()
         self._kick.set()
 
     # -- publishing -----------------------------------------------------------------------------------
-    def _enqueue(self, works: list[Work]) -> None:
-        if works:
-            self._publish_q.extend(works)
+    def _flush(self) -> None:
+        """Carry out what the router decided: outputs to publish, records done."""
+        router = self.router
+        if router.to_publish:
+            self._publish_q.extend(router.to_publish)
+            router.to_publish.clear()
             self._published.set()
+        if router.done:
+            now = self.clock()
+            m = self.metrics
+            tracker, flow = self.tracker, self.flow
+            for work in router.done:
+                if tracker.finish(work.source.tp, work.source.offset):
+                    flow.release(work.size)
+                if work.kind is not None:
+                    m.records_by_outcome[work.kind].inc()
+                m.processing_seconds.observe(max(0.0, now - work.consumed_at))
+            router.done.clear()
+            self._settled.set()
 
     async def _publish_loop(self) -> None:
-        queue = self._publish_q
+        queue, later = self._publish_q, self._publish_later
+        router, sink, topics = self.router, self.sink, self.topics
         while True:
-            await self._published.wait()
+            timeout = None if not later else max(0.0, later[0][0] - self.clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._published.wait()
             self._published.clear()
+            now = self.clock()
+            while later and later[0][0] <= now:
+                queue.append(heapq.heappop(later)[2])
             while queue:
-                work = queue.popleft()
-                outcome = work.outcome
-                assert outcome is not None
-                records = outcome_records(work, outcome, self.topics, self.clock())
+                output = queue.popleft()
+                if not router.is_current(output):
+                    continue  # its partition was revoked meanwhile
+                records = render(output, topics, self.clock())
                 try:
-                    futures = await self.sink.send(records)
-                except KafkaError as exc:
-                    log.warning("publish_failed", error=type(exc).__name__, source=work.source.ref)
-                    self._enqueue(self.router.publish_failed(work))
-                    await asyncio.sleep(0.5)  # the broker refused at once: give it a moment
+                    futures = await sink.send(records)
+                except PublishError as exc:
+                    self._publish_failed(output, exc)
                     continue
-                # one acknowledgement callback per work item, however many records it published
+                # one acknowledgement callback per output, however many records it published
                 last = futures[-1] if len(futures) == 1 else asyncio.gather(*futures, return_exceptions=True)
-                last.add_done_callback(functools.partial(self._delivered, work))
+                last.add_done_callback(functools.partial(self._delivered, output, records))
 
-    def _delivered(self, work: Work, fut: asyncio.Future[Any]) -> None:
+    def _delivered(self, output: Output, records: list[OutputRecord], fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():
-            self._enqueue(self.router.publish_failed(work))
+            self._publish_failed(output, publish_error(asyncio.CancelledError(), largest(records)))
             return
         result = fut.exception() or fut.result()
         results = result if isinstance(result, list) else [result]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            log.warning("publish_failed", error=type(errors[0]).__name__, source=work.source.ref)
-            self._enqueue(self.router.publish_failed(work))
+            self._publish_failed(output, publish_error(errors[0], largest(records)))
             return
-        now = self.clock()
-        outcome = work.outcome
-        assert outcome is not None
         m = self.metrics
-        if self.tracker.finish(work.source.tp, work.source.offset):
-            self.buffered_records -= 1
-            self.buffered_bytes -= work.size
-        m.records_by_outcome[outcome.kind].inc()
-        if outcome.error is not None:
-            m.errors_total.labels(code=outcome.error.code, origin=outcome.error.origin).inc()
-        for w in outcome.warnings:
+        if output.error is not None:
+            m.errors_total.labels(code=output.error.code, origin=output.error.origin).inc()
+        for w in output.warnings:
             m.warnings_total.labels(code=w.code).inc()
-        m.processing_seconds.observe(max(0.0, now - work.consumed_at))
-        log.debug("outcome_acknowledged", source=work.source.ref, outcome=outcome.kind)
-        self._enqueue(self.router.acked(work, now))
-        self._settled.set()
+        log.debug("output_acknowledged", source=output.records[0].source.ref, outcome=output.kind)
+        self.router.acked(output)
+        self._flush()
+
+    def _publish_failed(self, output: Output, failure: PublishError) -> None:
+        """Per the publish policy: replace an output refused for good, retry a transient failure after
+        a backoff of its own (only its stream waits)."""
+        refused = not failure.retriable
+        self.metrics.publish_failures_total.labels(reason="refused" if refused else "retriable").inc()
+        log.warning(
+            "publish_failed",
+            error=failure.reason,
+            refused=refused,
+            size=failure.size,
+            source=output.records[0].source.ref,
+        )
+        verdict = publish.decide(
+            output,
+            failure,
+            self.clock(),
+            self.publish_backoff,
+            self.rnd,
+            self.config.kafka.max_request_bytes,
+        )
+        if isinstance(verdict, publish.Replace):
+            replacement = self.router.replace(output, verdict.error)
+            if replacement is not None:
+                self._publish_q.append(replacement)
+        else:
+            self._seq += 1
+            heapq.heappush(self._publish_later, (verdict.at, self._seq, output))
+        self._published.set()
 
     # -- committing and rebalancing -------------------------------------------------------------------
     async def _commit_loop(self) -> None:
@@ -465,23 +491,23 @@ class Bridge:
         if not owned:
             return
         self._revoking.update(owned)
+        router = self.router
         try:
-            busy = self.router.freeze(owned)
+            router.freeze(owned)
             budget = 0.0 if self.hard_stop else self.config.revoke_drain_s
-            await self._settle(lambda: not any(self.router.is_busy(w) for w in busy), self.clock() + budget)
-            busy = [w for w in busy if self.router.is_busy(w)]
+            await self._settle(lambda: router.busy(owned) == 0, self.clock() + budget)
+            abandoned = router.busy(owned)
             await self._commit(only=set(owned))
             async with self._commit_lock:
                 for tp in owned:
                     self.tracker.revoke(tp)
                     with contextlib.suppress(KeyError):
                         self.metrics.consumer_lag.remove(tp[0], str(tp[1]))
-                for work in self.router.drop(owned):
-                    self.buffered_records -= 1
-                    self.buffered_bytes -= work.size
+                for work in router.drop(owned):
+                    self.flow.release(work.size)
         finally:
             self._revoking.difference_update(owned)
-        log.info("partitions_revoked", partitions=[f"{t}/{p}" for t, p in owned], abandoned=len(busy))
+        log.info("partitions_revoked", partitions=[f"{t}/{p}" for t, p in owned], abandoned=abandoned)
 
 
 # -- the command --------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class KafkaConfig:
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
     linger_ms: int = 5
+    max_request_bytes: int = 16 * 1024 * 1024  # the largest output record the producer sends
     auto_offset_reset: str = "earliest"
 
 
@@ -520,6 +521,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "BRIDGE_KAFKA_LINGER_MS", "kafka.linger_ms", Integer(0, 10_000), "producer batching delay, ms", _C
+    ),
+    Setting(
+        "BRIDGE_KAFKA_MAX_REQUEST_BYTES",
+        "kafka.max_request_bytes",
+        Integer(1024, 1024 * 1024 * 1024),
+        "largest output record the producer sends; a larger outcome becomes OUTPUT_TOO_LARGE",
+        _C,
     ),
     Setting("BRIDGE_POOL_SIZE", "hume.pool_size", Integer(1, 1024), "Hume WebSocket sessions", _S),
     Setting(

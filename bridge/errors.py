@@ -5,12 +5,18 @@ Exceptions, one hierarchy under one base; the type says whose side failed and wh
     BridgeError
     ├── ConfigError                 bad configuration: start-up fails with every bad setting named
     ├── MediaError                  bad input record; never escapes: becomes an error outcome (code below)
+    ├── PublishError                the broker did not take an output record
+    │   ├── PublishRetriable        transient: published again after a per-stream backoff
+    │   └── PublishRefused          for good (too large, invalid): replaced by an error outcome
     └── UpstreamError               a request was lost on Hume's side of the wire
         ├── ConnectionLost          broken by them: drop, reply timeout      retried, counts an attempt
         └── SessionClosed           closed by us: recycle, shutdown          retried at once, no attempt
 
 What a *reply* means (a final outcome, a transient error, an account-wide outage such as refused keys or
-E0300) is decided without exceptions, by :func:`bridge.hume.v0_protocol.judge`.
+E0300) is decided without exceptions, by each upstream adapter (v0:
+:func:`bridge.upstream.v0.protocol.judge`).
+A publish failure is mapped once, in :mod:`bridge.sink`, to a :class:`PublishError` whose type says whether
+retrying can help.
 
 Bridge-side outcome codes (the ``error.code`` of records the bridge rejects without calling Hume, and of
 records it gives up on) are the members of :class:`Code`; the README lists each with its cause.
@@ -25,6 +31,7 @@ class Code(StrEnum):
     """Codes of error outcomes with ``origin: "bridge"``."""
 
     EMPTY_VALUE = "EMPTY_VALUE"  # value is null or zero bytes
+    EMPTY_MEDIA = "EMPTY_MEDIA"  # a container with no media in it: a WAV whose data chunk is empty
     RECORD_TOO_LARGE = "RECORD_TOO_LARGE"  # value over BRIDGE_MAX_RECORD_BYTES
     INVALID_HEADER = "INVALID_HEADER"  # a hume-* header that cannot be read (bad JSON, number, flag)
     INVALID_MODELS = "INVALID_MODELS"  # hume-models names an unknown model or badly typed config
@@ -45,8 +52,9 @@ class Code(StrEnum):
     IMAGE_DECODE_FAILED = "IMAGE_DECODE_FAILED"  # image bytes the decoder cannot read (corrupt, truncated)
     VIDEO_DECODE_FAILED = "VIDEO_DECODE_FAILED"  # video bytes the decoder cannot read, or no video stream
     INVALID_MEDIA_PARAMETERS = "INVALID_MEDIA_PARAMETERS"  # content-type parameters (rate, channels) invalid
-    EMPTY_MEDIA = "EMPTY_MEDIA"  # a readable container with no audio samples or no video frames
     VIDEO_TOO_LONG = "VIDEO_TOO_LONG"  # video record over the bridge's decode limit
+    OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"  # the outcome is over the producer's or broker's size limit
+    OUTPUT_REFUSED = "OUTPUT_REFUSED"  # the broker refused the outcome for good (not a size problem)
 
 
 class BridgeError(Exception):
@@ -68,6 +76,31 @@ class MediaError(BridgeError):
         self.code = code
         self.message = message
         super().__init__(f"{code}: {message}")
+
+
+class PublishError(BridgeError):
+    """The broker did not take an output record."""
+
+    retriable: bool = True
+
+    def __init__(self, reason: str, size: int | None = None) -> None:
+        self.reason = reason
+        self.size = size
+        super().__init__(reason)
+
+
+class PublishRetriable(PublishError):
+    """A transient failure (timeout, leader moved, broker away): publish again after a backoff."""
+
+
+class PublishRefused(PublishError):
+    """Refused for good (over a size limit, invalid record): retrying cannot help."""
+
+    retriable = False
+
+    def __init__(self, reason: str, size: int | None = None, *, too_large: bool = False) -> None:
+        super().__init__(reason, size)
+        self.too_large = too_large
 
 
 class UpstreamError(BridgeError):

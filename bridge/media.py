@@ -33,11 +33,7 @@ from mutagen.oggvorbis import OggVorbis
 
 from bridge.errors import Code, MediaError
 
-# Hume's per-payload limits (HUME_V0_STREAMING.md, "Limits per payload").
-AUDIO_LIMIT_MS = 5000
-IMAGE_LIMIT_PX = 3000
-TEXT_LIMIT_CHARS = 10_000
-FACEMESH_LIMIT_FACES = 10
+# An upstream API's own limits live with its adapter (v0: bridge/upstream/v0/limits.py).
 FACEMESH_LANDMARKS = 478
 
 FACEMESH_CONTENT_TYPE = "application/vnd.hume.facemesh+json"
@@ -313,6 +309,10 @@ def inspect_audio(data: bytes, content_type: str | None = None) -> AudioInfo:
     declared = _essence(content_type) if content_type else None
     if sniffed == "audio/wav":
         wav = _parse_wav(data)
+        if wav.data_len < wav.block_align:
+            raise MediaError(
+                Code.EMPTY_MEDIA, f"WAV data chunk holds {wav.data_len} bytes: not one sample frame of audio"
+            )
         return AudioInfo("wav", wav.duration_ms, wav.sample_rate, wav.channels)
     if sniffed in _MUTAGEN_READERS:
         container, readers = _MUTAGEN_READERS[sniffed]
@@ -580,11 +580,12 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def check_facemesh(data: bytes) -> int:
+def check_facemesh(data: bytes, max_faces: int | None = None) -> int:
     """Check a facemesh payload and return its face count.
 
     The payload is a JSON list of faces, each a list of 478 landmarks ``[x, y, z]`` of numbers. Bad JSON,
-    any other shape, or no faces at all are INVALID_FACEMESH; more than 10 faces is FACEMESH_TOO_LARGE.
+    any other shape, or no faces at all are INVALID_FACEMESH; more than ``max_faces`` faces is
+    FACEMESH_TOO_LARGE.
     """
     try:
         faces: Any = orjson.loads(data)
@@ -598,10 +599,10 @@ def check_facemesh(data: bytes) -> int:
         )
     if not faces:
         raise MediaError(Code.INVALID_FACEMESH, "facemesh is an empty list: no faces")
-    if len(faces) > FACEMESH_LIMIT_FACES:
+    if max_faces is not None and len(faces) > max_faces:
         raise MediaError(
             Code.FACEMESH_TOO_LARGE,
-            f"facemesh has {len(faces)} faces, at most {FACEMESH_LIMIT_FACES} are accepted per payload",
+            f"facemesh has {len(faces)} faces, at most {max_faces} are accepted per payload",
         )
     for i, face in enumerate(faces):
         if not isinstance(face, list):

@@ -15,8 +15,17 @@ REQUEST_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.
 # Consumed -> outcome acknowledged includes queueing behind earlier records of the same stream.
 PROCESSING_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
-OUTCOMES = ("prediction", "error")
+# v0 records end as a prediction or an error; v1 records as measured (covered by a published measurement),
+# silent (settled with no speech or no face) or error.
+OUTCOMES = ("prediction", "error", "measured", "silent")
+V1_ENDPOINTS = ("audio", "video")
+V1_MODES = ("realtime", "file")
+# Pacing lag: how late a frame left against its real-time schedule (the target is p99 under 20 ms).
+PACING_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Settlement: a record's media sent to the record settled (Hume measures an utterance when it ends).
+SETTLEMENT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 SESSION_STATES = ("connecting", "idle", "busy", "backoff", "closed")
+PUBLISH_FAILURES = ("retriable", "refused")
 RECONNECT_REASONS = ("dropped", "idle_timeout", "recycled", "reply_timeout", "handshake_failed", "refused")
 
 
@@ -90,6 +99,15 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.publish_failures_total = Counter(
+            "hume_bridge_publish_failures_total",
+            "Output records the broker did not take: retried after a backoff (retriable) or replaced by "
+            "an error outcome (refused).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in PUBLISH_FAILURES:
+            self.publish_failures_total.labels(reason=reason)
         self.commits_total = Counter("hume_bridge_commits_total", "Offset commits sent to Kafka.", registry=r)
         self.commit_failures_total = Counter(
             "hume_bridge_commit_failures_total", "Offset commits that failed.", registry=r
@@ -119,6 +137,50 @@ class Metrics:
         self.usage_bytes_sent_total = Counter(
             "hume_bridge_usage_bytes_sent_total", "Bytes of request frames sent to Hume.", registry=r
         )
+        # Hume v1 realtime sessions (one per active stream) and the upload lane.
+        self.v1_streams_waiting = Gauge(
+            "hume_bridge_v1_streams_waiting",
+            "Streams with work waiting for a v1 session because BRIDGE_V1_MAX_SESSIONS is reached.",
+            registry=r,
+        )
+        self.v1_frames_sent_total = Counter(
+            "hume_bridge_v1_frames_sent_total", "Media frames sent on v1 sessions.", ["endpoint"], registry=r
+        )
+        self.v1_rate_limited_total = Counter(
+            "hume_bridge_v1_rate_limited_total",
+            "Frames Hume refused as rate_limited (sent again for audio).",
+            ["endpoint"],
+            registry=r,
+        )
+        self.v1_pacing_lag_seconds = Histogram(
+            "hume_bridge_v1_pacing_lag_seconds",
+            "How late a frame left against its stream's real-time schedule.",
+            buckets=PACING_LAG_BUCKETS_S,
+            registry=r,
+        )
+        self.v1_unsettled_audio_seconds = Gauge(
+            "hume_bridge_v1_unsettled_audio_seconds",
+            "Seconds of audio sent on v1 sessions and not yet settled, per input partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.v1_settlement_seconds = Histogram(
+            "hume_bridge_v1_settlement_seconds",
+            "A record's media sent to the record settled by Hume's events.",
+            buckets=SETTLEMENT_BUCKETS_S,
+            registry=r,
+        )
+        self.usage_seconds_total = Counter(
+            "hume_bridge_usage_seconds_total",
+            "Seconds Hume meters, by endpoint and mode (a run with media is billed at least 10 s).",
+            ["endpoint", "mode"],
+            registry=r,
+        )
+        for endpoint in V1_ENDPOINTS:
+            self.v1_frames_sent_total.labels(endpoint=endpoint)
+            self.v1_rate_limited_total.labels(endpoint=endpoint)
+            for mode in V1_MODES:
+                self.usage_seconds_total.labels(endpoint=endpoint, mode=mode)
         # Children used on the per-record path, looked up once (labels() costs a lock and a dict lookup).
         self.records_by_outcome = {o: self.records_total.labels(outcome=o) for o in OUTCOMES}
         self.sessions_by_state = {state: self.sessions.labels(state=state) for state in SESSION_STATES}

@@ -1,25 +1,78 @@
-"""The Kafka sink: where an outcome leaves the bridge and is acknowledged (acks=all).
+"""The Kafka sink: where an output leaves the bridge and is acknowledged (acks=all).
 
-Idempotence ``auto`` asks for it and falls back, with a warning log and a metric, when the broker refuses
-producer ids; ``on`` makes that refusal fatal; ``off`` never asks.
+Idempotence ``auto`` asks for it and falls back, with a warning log and a metric, only when the broker
+answers the producer-id request with a refusal (as the embedded broker does); a broker that cannot be
+reached is not a refusal and fails the start. ``on`` makes a refusal fatal; ``off`` never asks.
+
+Every producer error is mapped here, once, to a :class:`~bridge.errors.PublishError`: refused for good
+when the record itself is the problem (over a size limit, invalid), retriable otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    BrokerResponseError,
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from bridge.config import KafkaConfig
 from bridge.core.outputs import OutputRecord
+from bridge.errors import PublishError, PublishRefused, PublishRetriable
 from bridge.metrics import Metrics
 from bridge.source import client_options
 
 log = structlog.get_logger("bridge.sink")
+
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+INVALID = (InvalidMessageError, CorruptRecordException, InvalidTimestampError)
+
+
+def largest(records: Sequence[OutputRecord]) -> int:
+    """The size a publish failure names: the largest value among the records of one output."""
+    return max(len(r.value) for r in records)
+
+
+def publish_error(exc: BaseException, size: int | None = None) -> PublishError:
+    """The bridge's view of a producer failure."""
+    name = type(exc).__name__
+    if isinstance(exc, TOO_LARGE):
+        return PublishRefused(name, size, too_large=True)
+    if isinstance(exc, INVALID):
+        return PublishRefused(name, size)
+    return PublishRetriable(name, size)
+
+
+class _InitProducerIdRefusal(logging.Filter):
+    """aiokafka logs a refused producer-id request at error level before raising it; the sink handles
+    that refusal (a warning of its own), so the library's line is dropped while the sink starts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected error during InitProducerIdRequest")
+
+
+@contextlib.contextmanager
+def _quiet_refusal() -> Iterator[None]:
+    logger = logging.getLogger("aiokafka.producer.sender")
+    flt = _InitProducerIdRefusal()
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
 
 
 class Sink:
@@ -36,7 +89,7 @@ class Sink:
             enable_idempotence=idempotent,
             linger_ms=self.cfg.linger_ms,
             max_batch_size=1024 * 1024,
-            max_request_size=16 * 1024 * 1024,
+            max_request_size=self.cfg.max_request_bytes,
             request_timeout_ms=30_000,
         )
 
@@ -45,18 +98,26 @@ class Sink:
         if mode != "off":
             producer = self._producer(True)
             try:
-                await producer.start()
-            except KafkaError as exc:
+                with _quiet_refusal():
+                    await producer.start()
+            except BrokerResponseError as exc:
                 await producer.stop()
                 if mode == "on":
                     raise
                 log.warning("producer_idempotence_refused", error=type(exc).__name__, fallback="acks=all")
                 self.metrics.idempotence_disabled.set(1)
+            except BaseException:
+                await producer.stop()
+                raise
             else:
                 self.producer, self.idempotent = producer, True
                 return
         producer = self._producer(False)
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
         self.producer = producer
 
     async def stop(self) -> None:
@@ -65,7 +126,14 @@ class Sink:
             self.producer = None
 
     async def send(self, records: Sequence[OutputRecord]) -> list[asyncio.Future[Any]]:
-        """Hand records to the producer in order; the futures resolve when the broker acknowledged them."""
+        """Hand records to the producer in order; the futures resolve when the broker acknowledged them.
+        Raises :class:`PublishError` when the producer refuses at once."""
         producer = self.producer
         assert producer is not None
-        return [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
+        futures = []
+        for r in records:
+            try:
+                futures.append(await producer.send(r.topic, r.value, key=r.key, headers=r.headers))
+            except KafkaError as exc:
+                raise publish_error(exc, largest(records)) from exc
+        return futures

@@ -1,16 +1,24 @@
-"""Outcome records: what the bridge publishes for a record, built without I/O.
+"""Output records: what the bridge publishes for an :class:`Output`, built without I/O.
 
-Key = the input key; headers = the input headers plus ``hume-source: <topic>/<partition>/<offset>``.
+Key = the input key; headers = the first covered record's headers plus ``hume-source:
+<topic>/<partition>/<offset>``. An output covering one record has that record's ``payload_id`` and
+``source``; one covering several has ``sources``, one entry per record, in order.
+
+``stream_id`` is the key as text when the key is UTF-8, and ``{"base64": "<the key's bytes>"}`` when it
+is not: a JSON object cannot collide with any string, so no UTF-8 key can spell another key's id.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from bridge.core.model import Headers, Outcome, Work
+from bridge.core.model import Headers, Output
+
+StreamId = str | dict[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +36,13 @@ class Topics:
     warnings: str
 
 
-def stream_id(key: bytes | None) -> str | None:
-    return None if key is None else key.decode("utf-8", "backslashreplace")
+def stream_id(key: bytes | None) -> StreamId:
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(key).decode("ascii")}
 
 
 def out_headers(headers: Headers, source_ref: str) -> list[tuple[str, bytes]]:
@@ -38,32 +51,41 @@ def out_headers(headers: Headers, source_ref: str) -> list[tuple[str, bytes]]:
     return kept
 
 
-def outcome_records(work: Work, outcome: Outcome, topics: Topics, now: float) -> list[OutputRecord]:
-    """Warnings first, then the one outcome record (predictions or error)."""
-    source = work.source
-    sid = stream_id(work.key)
-    src = source.as_json()
-    headers = out_headers(work.headers, source.ref)
+def render(output: Output, topics: Topics, now: float) -> list[OutputRecord]:
+    """Warnings first, then the one prediction or error record."""
+    records = output.records
+    first = records[0]
+    source = first.source
+    key = first.key
+    headers = out_headers(first.headers, source.ref)
+    common: dict[str, Any]
+    if len(records) == 1:
+        common = {"stream_id": stream_id(key), "payload_id": first.payload_id, "source": source.as_json()}
+        attempts = first.attempts
+    else:
+        common = {"stream_id": stream_id(key), "sources": [w.source.as_json() for w in records]}
+        attempts = max(w.attempts for w in records)
     out: list[OutputRecord] = []
-    for warning in outcome.warnings:
+    for warning in output.warnings:
         value = {
-            "stream_id": sid,
-            "payload_id": work.payload_id,
-            "source": src,
+            **common,
             "warning": {"code": warning.code, "message": warning.message, "model": warning.model},
         }
-        out.append(OutputRecord(topics.warnings, work.key, orjson.dumps(value), headers))
-    body: dict[str, Any] = {"stream_id": sid, "payload_id": work.payload_id, "source": src}
-    if outcome.error is not None:
-        e = outcome.error
-        body["error"] = {"code": e.code, "message": e.message, "origin": e.origin, "retriable": e.retriable}
-        body["attempts"] = work.attempts
-        out.append(OutputRecord(topics.errors, work.key, orjson.dumps(body), headers))
+        out.append(OutputRecord(topics.warnings, key, orjson.dumps(value), headers))
+    error = output.error
+    if error is not None:
+        common["error"] = {
+            "code": error.code,
+            "message": error.message,
+            "origin": error.origin,
+            "retriable": error.retriable,
+        }
+        common["attempts"] = attempts
+        out.append(OutputRecord(topics.errors, key, orjson.dumps(common), headers))
     else:
-        body["models"] = outcome.models or {}
-        if outcome.job_details is not None:
-            body["job_details"] = outcome.job_details
-        body["latency_ms"] = round((now - work.consumed_at) * 1000.0, 3)
-        body["attempts"] = work.attempts
-        out.append(OutputRecord(topics.predictions, work.key, orjson.dumps(body), headers))
+        if output.fields:
+            common.update(output.fields)
+        common["latency_ms"] = round((now - first.consumed_at) * 1000.0, 3)
+        common["attempts"] = attempts
+        out.append(OutputRecord(topics.predictions, key, orjson.dumps(common), headers))
     return out

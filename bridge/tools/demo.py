@@ -110,7 +110,9 @@ async def wait_joined(console: Console, watch: LogWatch, group: str, timeout_s: 
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(left, 0.5)):
                     await watch.changed.wait()
-    parts = ", ".join(assigned.get("partitions") or []) or "none"
+    names: list[str] = list(assigned.get("partitions") or [])
+    names.sort(key=lambda tp: (tp.rpartition("/")[0], int(tp.rpartition("/")[2] or 0)))
+    parts = ", ".join(names) or "none"
     took = time.monotonic() - started
     console.print(f"[bold]bridge[/bold]   joined group {group} in {took:.1f} s; partitions {parts}")
     return True

@@ -27,11 +27,8 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaConfig, load_kafka
 from bridge.errors import Code, ConfigError, MediaError
 from bridge.media import (
-    AUDIO_LIMIT_MS,
     ENVELOPE_CONTENT_TYPE,
     FACEMESH_CONTENT_TYPE,
-    IMAGE_LIMIT_PX,
-    TEXT_LIMIT_CHARS,
     MediaKind,
     check_facemesh,
     decode_text,
@@ -43,6 +40,7 @@ from bridge.media import (
 )
 from bridge.source import client_options
 from bridge.tools import samples
+from bridge.upstream.v0.limits import AUDIO_LIMIT_MS, FACEMESH_LIMIT_FACES, IMAGE_LIMIT_PX, TEXT_LIMIT_CHARS
 
 DEFAULT_CHUNK_MS = 4000.0
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -106,7 +104,7 @@ def _plan_file(
     lower = path.name.lower()
     if lower.endswith(FACEMESH_SUFFIX):
         try:
-            check_facemesh(data)
+            check_facemesh(data, FACEMESH_LIMIT_FACES)
         except MediaError as exc:
             if exc.code != Code.FACEMESH_TOO_LARGE:
                 raise

@@ -1,1 +1,1 @@
-"""Upstream adapters: one subpackage per Hume API behind the seam the core uses."""
+"""The upstream side: each Hume API behind one adapter interface (:mod:`bridge.upstream.adapter`)."""

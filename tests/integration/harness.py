@@ -142,6 +142,7 @@ class Out:
     key: bytes | None
     value: dict[str, Any]
     headers: dict[str, bytes]
+    timestamp_ms: int = 0  # the broker record's timestamp (set by the bridge's producer)
 
 
 class Collector:
@@ -178,7 +179,15 @@ class Collector:
         for tp, msgs in batch.items():
             for m in msgs:
                 self.records.append(
-                    Out(tp.topic, tp.partition, m.offset, m.key, orjson.loads(m.value), dict(m.headers))
+                    Out(
+                        tp.topic,
+                        tp.partition,
+                        m.offset,
+                        m.key,
+                        orjson.loads(m.value),
+                        dict(m.headers),
+                        m.timestamp,
+                    )
                 )
 
     async def until(self, predicate: Callable[[list[Out]], bool], timeout_s: float, what: str) -> list[Out]:

@@ -7,6 +7,7 @@ import orjson
 from bridge.tools import samples
 from bridge.tools.emulator import Emulator
 from tests.conftest import TopicFactory
+from tests.corpus import CORPUS
 from tests.integration.harness import (
     API_KEY,
     Collector,
@@ -18,7 +19,6 @@ from tests.integration.harness import (
     produce,
     running_bridge,
 )
-from tests.unit.test_decode import CORPUS
 
 
 def mixed_stream(stream: int, count: int) -> list[Record]:

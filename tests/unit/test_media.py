@@ -15,11 +15,7 @@ from PIL import Image
 
 from bridge.errors import Code, MediaError
 from bridge.media import (
-    AUDIO_LIMIT_MS,
     FACEMESH_LANDMARKS,
-    FACEMESH_LIMIT_FACES,
-    IMAGE_LIMIT_PX,
-    TEXT_LIMIT_CHARS,
     AudioInfo,
     ImageInfo,
     MediaKind,
@@ -31,6 +27,7 @@ from bridge.media import (
     sniff,
     split_wav,
 )
+from bridge.upstream.v0.limits import AUDIO_LIMIT_MS, FACEMESH_LIMIT_FACES, IMAGE_LIMIT_PX, TEXT_LIMIT_CHARS
 
 # --------------------------------------------------------------------------------------------------------
 # Builders: real files made with the stdlib and Pillow, plus hand-made headers for the rarer containers.
@@ -583,7 +580,7 @@ def test_facemesh_integers_are_numbers() -> None:
 def test_facemesh_too_many_faces() -> None:
     """More than 10 faces is over Hume's limit."""
     data = orjson.dumps([landmarks() for _ in range(FACEMESH_LIMIT_FACES + 1)])
-    message = reject(Code.FACEMESH_TOO_LARGE, check_facemesh, data)
+    message = reject(Code.FACEMESH_TOO_LARGE, check_facemesh, data, FACEMESH_LIMIT_FACES)
     assert message == "facemesh has 11 faces, at most 10 are accepted per payload"
 
 

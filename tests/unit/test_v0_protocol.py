@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from bridge.hume import v0_protocol as v0
+from bridge.upstream.v0 import protocol as v0
 
 
 def test_request_frame_carries_payload_id_and_reset_only_when_asked() -> None:

@@ -26,10 +26,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from bridge.config import HumeConfig, RetryConfig
 from bridge.core.backoff import Backoff, RateLimiter
-from bridge.core.model import Work
+from bridge.core.model import OutageReason, Work
 from bridge.errors import ConnectionLost, SessionClosed, UpstreamError
-from bridge.hume import v0_protocol as v0
 from bridge.metrics import Metrics
+from bridge.upstream.v0 import protocol as v0
+from bridge.upstream.v0.prepare import V0Request
 
 log = structlog.get_logger("bridge.hume")
 
@@ -37,7 +38,7 @@ REFUSED_STATUSES = (401, 403)
 
 
 class PoolEvents(Protocol):
-    """What the pool tells the pipeline. Called on the event loop, never concurrently."""
+    """What the pool tells the v0 adapter. Called on the event loop, never concurrently."""
 
     def session_up(self, sid: int) -> None: ...
 
@@ -47,7 +48,7 @@ class PoolEvents(Protocol):
 
     def lost(self, sid: int, works: list[Work], error: UpstreamError) -> None: ...
 
-    def upstream_outage(self, reason: str, detail: str) -> None: ...
+    def upstream_outage(self, reason: OutageReason, detail: str) -> None: ...
 
     def upstream_healthy(self) -> None: ...
 
@@ -57,7 +58,7 @@ class _Session:
     sid: int
     state: str = "connecting"  # connecting | idle | busy | backoff | closed
     ws: ClientConnection | None = None
-    inflight: dict[str, Work] = field(default_factory=dict)
+    inflight: dict[str, Work] = field(default_factory=dict)  # by the payload id on the wire
     outbox: asyncio.Queue[bytes] | None = None  # request frames for the writer
     opened_at: float = 0.0
     draining: bool = False  # no new requests: recycle once the in-flight ones are answered
@@ -87,6 +88,8 @@ class SessionPool:
         self.probe = Backoff(retry.outage_probe_initial_s, retry.outage_probe_max_s)
         self.limiter = RateLimiter(hume.handshake_rate_per_s)
         self.sessions = [_Session(i) for i in range(hume.pool_size)]
+        for session in self.sessions:  # every session is counted in its state from the start
+            metrics.sessions_by_state[session.state].inc()
         self._closing = False
         self._wake: dict[int, asyncio.Event] = {}
 
@@ -103,13 +106,22 @@ class SessionPool:
     def usable(self) -> int:
         return sum(1 for s in self.sessions if s.ws is not None and s.state in ("idle", "busy"))
 
-    def send(self, sid: int, work: Work, reset_stream: bool) -> None:
-        """Queue ``work`` on session ``sid`` (which ``free()`` offered)."""
+    def send(self, sid: int, work: Work, request: V0Request, reset_stream: bool) -> None:
+        """Queue ``work`` on session ``sid`` (which ``free()`` offered).
+
+        The payload id on the wire is the record's own (the producer's, or ``topic/partition/offset``)
+        unless another request in flight on this session already uses it: then a suffix makes it unique,
+        since replies are matched by it. Outputs always carry the record's own id."""
         session = self.sessions[sid]
-        assert work.request is not None
         assert session.outbox is not None
-        frame = v0.encode_request(work.request.body, work.payload_id, reset_stream, work.request.media)
-        session.inflight[work.payload_id] = work
+        wire_id = work.payload_id
+        if wire_id in session.inflight:
+            n = 1
+            while f"{work.payload_id}#{n}" in session.inflight:
+                n += 1
+            wire_id = f"{work.payload_id}#{n}"
+        frame = v0.encode_request(request.body, wire_id, reset_stream, request.media)
+        session.inflight[wire_id] = work
         session.outbox.put_nowait(frame)
         self._set_state(session, "busy")
         self.metrics.usage_bytes_sent_total.inc(len(frame))
@@ -162,7 +174,7 @@ class SessionPool:
                 ).inc()
                 if kind in ("refused", "unreachable"):
                     if self.usable() == 0:
-                        outage = "key_refused" if kind == "refused" else "unreachable"
+                        outage = OutageReason.KEY_REFUSED if kind == "refused" else OutageReason.UNREACHABLE
                         self.events.upstream_outage(outage, detail)
                     delay = self.probe.delay(failures - 1, self.rnd)
                 else:

@@ -8,12 +8,12 @@ predictions ``{"payload_id", "<model>": {...}}``, error ``{"error", "code"}``, w
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from bridge.core.model import ErrorInfo, Outcome, WarningInfo
+from bridge.core.model import ErrorInfo, Origin, OutageReason, WarningInfo
 
 OUT_OF_CREDITS = "E0300"
 MODEL_NAMES = ("face", "language", "prosody", "burst", "facemesh")
@@ -29,6 +29,16 @@ def encode_request(
     if reset_stream:
         frame["reset_stream"] = True
     return orjson.dumps(frame)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What Hume said for one payload: its model objects verbatim, or an error; plus warnings."""
+
+    models: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    warnings: list[WarningInfo] = field(default_factory=list)
+    job_details: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +59,7 @@ class Retry:
 class Outage:
     """Hume refuses the account as a whole (out of credits): pause, probe, do not fail the record."""
 
-    reason: str
+    reason: OutageReason
     error: ErrorInfo
 
 
@@ -76,10 +86,10 @@ def judge(reply: dict[str, Any]) -> Verdict:
         code = str(reply.get("code") or "E????")
         message = str(reply.get("error"))
         if code == OUT_OF_CREDITS:
-            return Outage("out_of_credits", ErrorInfo(code, message, "hume", False))
+            return Outage(OutageReason.OUT_OF_CREDITS, ErrorInfo(code, message, Origin.HUME, False))
         if code.startswith(("E01", "E02")):
-            return Final(Outcome(error=ErrorInfo(code, message, "hume", False)))
-        return Retry(ErrorInfo(code, message, "hume", True))
+            return Final(Outcome(error=ErrorInfo(code, message, Origin.HUME, False)))
+        return Retry(ErrorInfo(code, message, Origin.HUME, True))
     warnings: list[WarningInfo] = []
     if "warning" in reply:
         warnings.append(WarningInfo(str(reply.get("code") or "W????"), str(reply["warning"]), None))

@@ -1,1 +1,0 @@
-"""The upstream side: Hume's streaming protocols behind one adapter interface."""

@@ -1,0 +1,78 @@
+"""The seam between the core and an upstream API. v0 and v1 each implement :class:`Upstream`; the core
+implements :class:`UpstreamEvents` and hears of the upstream only through it, in its own vocabulary
+(:mod:`bridge.core.model`). No protocol dict crosses this seam.
+
+The contract, for any adapter:
+
+- ``prepare`` shapes a decoded record for the API or raises :class:`~bridge.errors.MediaError` with a
+  precise code: the API's limits, models and vocabulary live in the adapter, not in the core.
+- The core hands work over with ``send`` only on a lane ``lanes()`` offered with free capacity, and per
+  stream in order, at most ``window`` records of one stream unsettled at a time.
+- The adapter reports, for each stream, in stream order: ``produced`` for every output (any number per
+  record, an output may cover several records), then ``settled`` up to a record once no more outputs
+  will come for it and everything before it; ``lost`` for work that must be sent again (in order, on a
+  new lane); ``outage_began`` and ``recovered`` for refusals of the account as a whole. It reports every
+  output for a record *before* it reports that record settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bridge.core.decode import Decoded
+from bridge.core.model import (
+    Dispatch,
+    ErrorInfo,
+    Evidence,
+    LaneId,
+    LossReason,
+    OutageReason,
+    Output,
+    Prepared,
+    Work,
+)
+
+
+class UpstreamEvents(Protocol):
+    """What an adapter tells the core. Called on the event loop, never concurrently."""
+
+    def lane_up(self, lane: LaneId) -> None: ...
+
+    def lane_down(self, lane: LaneId) -> None: ...
+
+    def produced(self, output: Output) -> None: ...
+
+    def settled(self, last: Work) -> None:
+        """Every record of ``last``'s stream handed over, up to and including ``last``, is settled."""
+        ...
+
+    def lost(self, works: Sequence[Work], reason: LossReason, error: ErrorInfo) -> None: ...
+
+    def outage_began(self, reason: OutageReason, detail: str) -> None: ...
+
+    def recovered(self, evidence: Evidence) -> None: ...
+
+
+class Upstream(Protocol):
+    """An upstream API as the core drives it."""
+
+    window: int  # records of one stream that may be unsettled at the adapter at once
+
+    def prepare(self, record: Decoded) -> Prepared: ...
+
+    def lanes(self) -> dict[LaneId, int]:
+        """Lanes usable now, with their free capacity."""
+        ...
+
+    def usable(self) -> int:
+        """How many lanes (sessions) could carry work now; zero makes the bridge unready."""
+        ...
+
+    def send(self, dispatch: Dispatch, now: float) -> None: ...
+
+    async def run(self) -> None:
+        """Own the sessions until :meth:`close`."""
+        ...
+
+    async def close(self) -> None: ...
