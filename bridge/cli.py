@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "produce": ("bridge.tools.produce", "feed media files into the input topic as a producer would"),
     "bench": ("bridge.tools.bench", "measure throughput and latency against reference pipelines"),
+    "chaos": ("bridge.tools.chaos.runner", "run the fault suite against real processes; table and JSON"),
 }
 
 

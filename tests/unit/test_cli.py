@@ -8,8 +8,8 @@ from bridge.cli import COMMANDS, build_parser
 
 
 def test_every_design_command_is_offered() -> None:
-    """run, demo, emulator, produce and bench are the product's commands."""
-    assert set(COMMANDS) == {"run", "demo", "emulator", "produce", "bench"}
+    """run, demo, emulator, produce, bench and chaos are the product's commands."""
+    assert set(COMMANDS) == {"run", "demo", "emulator", "produce", "bench", "chaos"}
 
 
 def test_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
