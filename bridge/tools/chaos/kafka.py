@@ -93,10 +93,14 @@ class InputProducer:
 
 
 class Reader:
-    """Reads topics from the beginning by assignment (no consumer group) and keeps every record."""
+    """Reads topics from the beginning by assignment (no consumer group) and keeps every record (without
+    its value for the topics in ``drop_values``: a large input backlog is only counted)."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[str], partitions: int) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Sequence[str], partitions: int, drop_values: Sequence[str] = ()
+    ) -> None:
         self.records: list[Rec] = []
+        self._drop_values = frozenset(drop_values)
         self._consumer = Consumer(
             {
                 **_base(bootstrap),
@@ -124,6 +128,8 @@ class Reader:
                 pairs = raw.items() if isinstance(raw, dict) else raw
                 headers = [(k, v if isinstance(v, bytes) else b"") for k, v in pairs]
                 key, value = m.key(), m.value()
+                if m.topic() in self._drop_values:
+                    value = None
                 self.records.append(
                     Rec(
                         str(m.topic()),

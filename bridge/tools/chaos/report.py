@@ -30,6 +30,7 @@ class Result:
     rss_slope_mb_per_min: float | None = None
     known_defect: str | None = None
     log_dir: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def all_problems(self) -> list[str]:
         out = list(self.problems)
@@ -75,6 +76,7 @@ class Result:
             else round(self.rss_slope_mb_per_min, 2),
             "processes": [p.to_dict() for p in self.processes],
             "problems": self.all_problems(),
+            "faults": self.notes,
             "known_defect": self.known_defect,
             "log_dir": self.log_dir,
         }

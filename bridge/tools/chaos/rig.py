@@ -123,6 +123,7 @@ class Rig:
         self._started = time.monotonic()
         self._sampler: asyncio.Task[None] | None = None
         self._seq: dict[bytes | None, int] = {}
+        self.notes: dict[str, Any] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -194,6 +195,18 @@ class Rig:
         record.exit_code = await emu.stop(10)
         record.tracebacks = count_tracebacks(emu.log_path)
         record.log = str(emu.log_path)
+
+    async def note_faults(self) -> None:
+        """What the faults did, for the report: the emulator's counters (this incarnation) and the
+        proxies'."""
+        if self.emulator is not None and self.emulator.alive():
+            with contextlib.suppress(Exception):
+                st = await self.emulator.stats()
+                self.notes["hume_requests"] = st["requests"]
+                self.notes["hume_dropped_connections"] = st["dropped_connections"]
+        self.notes["hume_connections"] = self.hume_proxy.stats.accepted
+        self.notes["broker_connections"] = self.broker_proxy.stats.accepted
+        self.notes["broker_resets"] = self.broker_proxy.stats.resets
 
     async def set_emulator_faults(self, **changes: Any) -> None:
         self.emulator_faults.update(changes)
@@ -330,7 +343,10 @@ class Rig:
     def _read(self, seconds: float) -> None:
         if self.reader is None:
             self.reader = kafka.Reader(
-                self.bootstrap, [self.media, self.predictions, self.errors], self.partitions
+                self.bootstrap,
+                [self.media, self.predictions, self.errors],
+                self.partitions,
+                drop_values=[self.media],
             )
         self.reader.poll(seconds)
 

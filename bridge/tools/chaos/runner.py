@@ -79,6 +79,7 @@ async def run_one(scenario: S.Scenario, params: S.Params, workdir: Path) -> Resu
                     result.problems += await scenario.check(rig, params)
             except TimeoutError:
                 result.problems.append(f"over its time budget of {budget:g}s")
+            await rig.note_faults()
             await rig.stop_all()
             await rig.flush(10)
             result.accounts = await asyncio.wait_for(rig.settle(3.0), 30)
@@ -88,6 +89,7 @@ async def run_one(scenario: S.Scenario, params: S.Params, workdir: Path) -> Resu
         result.problems.append(f"the scenario broke: {exc!r}")
         (log_dir / "runner-traceback.txt").write_text(traceback.format_exc())
     result.processes = rig.processes()
+    result.notes = rig.notes
     result.wall_s = time.monotonic() - started
     return result
 
