@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import orjson
 
-from bridge.tools.benchmark.procs import BridgeProcess, EmulatorProcess, RssWatch
+from bridge.tools.benchmark.procs import BenchError, BridgeProcess, EmulatorProcess, RssWatch, http
 from bridge.tools.chaos import kafka
 from bridge.tools.chaos.accounting import Accounts, Input, Outcome, account, slope_per_minute
 from bridge.tools.chaos.broker import FreezableBroker
@@ -279,6 +279,14 @@ class Rig:
 
     def bridge_log_events(self, event: str) -> int:
         return sum(log_events(b.proc.log_path, event) for b in self.bridges)
+
+    async def readyz(self, i: int) -> int | None:
+        """The status ``/readyz`` of bridge ``i`` answers (None when it does not answer in 2 s)."""
+        try:
+            status, _ = await http(self.bridges[i].proc.http_port, "GET", "/readyz", timeout_s=2)
+        except (OSError, TimeoutError, BenchError):
+            return None
+        return status
 
     async def bridge_metrics(self, i: int) -> dict[str, float]:
         return await self.bridges[i].proc.metrics()
