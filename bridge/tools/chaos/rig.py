@@ -50,6 +50,7 @@ class ProcessRecord:
     expected: tuple[int, ...]
     exit_code: int | None = None
     tracebacks: int = 0
+    error_lines: int = 0  # reported, not judged: a chaos run provokes error logs on purpose
     log: str = ""
 
     @property
@@ -62,6 +63,7 @@ class ProcessRecord:
             "exit_code": self.exit_code,
             "expected": list(self.expected),
             "tracebacks": self.tracebacks,
+            "error_log_lines": self.error_lines,
             "log": self.log,
         }
 
@@ -78,6 +80,16 @@ def count_tracebacks(path: Path) -> int:
         return len(_TRACEBACK.findall(path.read_text("utf-8", "replace")))
     except OSError:
         return 0
+
+
+def count_error_lines(path: Path) -> int:
+    """JSON log lines at level error (the bridge's own and its libraries'), for the report."""
+    n = 0
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
+        for line in fh:
+            if b'"level":"error"' in line or b'"level": "error"' in line:
+                n += 1
+    return n
 
 
 def log_events(path: Path, event: str) -> int:
@@ -122,6 +134,7 @@ class Rig:
         self.peak_rss_mb = 0.0
         self._started = time.monotonic()
         self._sampler: asyncio.Task[None] | None = None
+        self._stack = contextlib.AsyncExitStack()  # owns the task group of the memory sampler
         self._seq: dict[bytes | None, int] = {}
         self.notes: dict[str, Any] = {}
 
@@ -136,6 +149,14 @@ class Rig:
     # -- set-up and tear-down ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Rig:
+        try:
+            await self._start()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         await self.broker_proxy.start()
         self.broker = await asyncio.to_thread(FreezableBroker(self.broker_proxy.port).start)
@@ -149,8 +170,8 @@ class Rig:
             self.partitions,
         )
         self.producer = kafka.InputProducer(self.bootstrap, self.media)
-        self._sampler = asyncio.create_task(self._sample_memory())
-        return self
+        tasks = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._sampler = tasks.create_task(self._sample_memory())
 
     async def __aexit__(self, *exc: object) -> None:
         for b in self.bridges:
@@ -159,8 +180,7 @@ class Rig:
                 await b.proc.stop(5)
         if self._sampler is not None:
             self._sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sampler
+        await self._stack.aclose()
         if self.emulator is not None:
             await self.stop_emulator(expected=(0,))
         if self.reader is not None:
@@ -276,6 +296,7 @@ class Rig:
     async def _finish(self, b: _Bridge, timeout_s: float) -> None:
         b.record.exit_code = await b.proc.stop(timeout_s)
         b.record.tracebacks = count_tracebacks(b.proc.log_path)
+        b.record.error_lines = count_error_lines(b.proc.log_path)
 
     def bridge_log_events(self, event: str) -> int:
         return sum(log_events(b.proc.log_path, event) for b in self.bridges)

@@ -11,6 +11,7 @@ is listed with ``apis=("v1",)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -264,10 +265,22 @@ async def _soak(rig: Rig, p: Params) -> None:
     rig.broker_proxy.set_latency(0.002, 0.02)
     rig.hume_proxy.set_latency(0.002, 0.02)
 
+    buffered: list[float] = []
+
     async def drops() -> None:
         while True:
             await asyncio.sleep(1.0)
             rig.broker_proxy.reset_some(0.05)
+            with contextlib.suppress(Exception):
+                buffered.append((await rig.bridge_metrics(0)).get("hume_bridge_buffered_records", 0.0))
+                rig.notes["buffered_records_max"] = max(buffered)
+                half = len(buffered) // 2
+                if half:
+                    # growth of buffered records: the mean of the second half of the run over the first
+                    rig.notes["buffered_records_mean_1st_half"] = round(sum(buffered[:half]) / half, 1)
+                    rig.notes["buffered_records_mean_2nd_half"] = round(
+                        sum(buffered[half:]) / (len(buffered) - half), 1
+                    )
 
     async with asyncio.TaskGroup() as tg:
         dropper = tg.create_task(drops())

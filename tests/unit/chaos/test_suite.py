@@ -3,6 +3,8 @@ selection and the table."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bridge.cli import build_parser
@@ -11,7 +13,7 @@ from bridge.tools.chaos.accounting import Accounts
 from bridge.tools.chaos.corpus import CORPUS
 from bridge.tools.chaos.proxy import due_time, transmit_time
 from bridge.tools.chaos.report import Result, Verdict, exit_code, markdown, table
-from bridge.tools.chaos.rig import ProcessRecord
+from bridge.tools.chaos.rig import ProcessRecord, count_error_lines, count_tracebacks, log_events
 from bridge.tools.chaos.runner import main
 
 
@@ -117,3 +119,22 @@ def test_an_unknown_scenario_is_refused_with_status_2(capsys: pytest.CaptureFixt
     args = build_parser(["chaos"]).parse_args(["chaos", "--scenario", "sok"])
     assert main(args) == 2
     assert "sok" in capsys.readouterr().err
+
+
+def test_process_logs_are_read_for_tracebacks_events_and_error_lines(tmp_path: Path) -> None:
+    """A traceback at the start of a line counts (one inside a JSON string does not); events by name."""
+    log = tmp_path / "bridge.log"
+    log.write_text(
+        '{"event":"partitions_assigned","level":"info"}\n'
+        '{"event":"library_log","level":"error","message":"x"}\n'
+        '{"event":"crash","exception":"Traceback (most recent call last):\\n  ..."}\n'
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1\n'
+        "RuntimeError: boom\n"
+        '{"event":"partitions_assigned","level":"info"}\n'
+    )
+    assert count_tracebacks(log) == 1
+    assert log_events(log, "partitions_assigned") == 2
+    assert log_events(log, "partitions_revoked") == 0
+    assert count_error_lines(log) == 1
+    assert count_tracebacks(tmp_path / "missing.log") == 0
