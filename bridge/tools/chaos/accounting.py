@@ -57,6 +57,7 @@ class Accounts:
     stuck_partitions: list[str] = field(default_factory=list)
     lost_sample: list[str] = field(default_factory=list)
     violation_sample: list[str] = field(default_factory=list)
+    duplicate_sample: list[str] = field(default_factory=list)
 
     @property
     def duplicates(self) -> int:
@@ -115,6 +116,8 @@ def account(
             continue
         seen[o.source] += 1
         if seen[o.source] > 1:
+            if len(acc.duplicate_sample) < sample:
+                acc.duplicate_sample.append(o.source)
             commit = committed.get((record.topic, record.partition))
             if commit is not None and record.offset < commit:
                 acc.duplicates_below_commit += 1

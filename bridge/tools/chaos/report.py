@@ -67,6 +67,7 @@ class Result:
             "lost": a.lost if a else None,
             "duplicates_below_commit": a.duplicates_below_commit if a else None,
             "duplicates_above_commit": a.duplicates_above_commit if a else None,
+            "duplicate_sample": a.duplicate_sample if a else None,
             "order_violations": a.order_violations if a else None,
             "unexpected_outcomes": a.unexpected if a else None,
             "stuck_partitions": a.stuck_partitions if a else None,

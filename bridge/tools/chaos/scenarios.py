@@ -33,6 +33,7 @@ class Params:
     freeze_short_s: float = 3.0
     freeze_long_s: float = 35.0
     blackhole_s: float = 15.0
+    half_open_s: float = 8.0
     soak_s: float = 30.0
     memory_mb: float = 24.0
     slow_latency_s: float = 2.0
@@ -178,6 +179,17 @@ async def _hume_blackhole(rig: Rig, p: Params) -> None:
         r.hume_proxy.heal()
 
     await _feed_while(rig, 10, p.blackhole_s + 8, (3.0, hole), p=p)
+
+
+async def _hume_half_open(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+
+    async def half(r: Rig, pp: Params) -> None:
+        r.hume_proxy.half_open()
+        await asyncio.sleep(pp.half_open_s)
+        r.hume_proxy.heal()  # the dead sessions learn it by an RST when they next write
+
+    await _feed_while(rig, 10, p.half_open_s + 8, (3.0, half), p=p)
 
 
 # -- 4. consumer groups: kill -9 and rolling restart ---------------------------------------------------------
@@ -390,6 +402,15 @@ def _all() -> list[Scenario]:
         check=_no_errors,
         act=_hume_blackhole,
         budget_s=lambda p: p.blackhole_s + 100,
+        bridge_env={"BRIDGE_REPLY_TIMEOUT_S": "5", "BRIDGE_CONNECT_TIMEOUT_S": "3"},
+    )
+    out += _each_api(
+        name="hume-half-open",
+        check=_no_errors,
+        proves="Hume's side of every session gone while the bridge's sockets stay open and silent, then "
+        "RST on heal: the sessions are found dead by deadlines, nothing lost, no error outcome",
+        act=_hume_half_open,
+        budget_s=lambda p: p.half_open_s + 100,
         bridge_env={"BRIDGE_REPLY_TIMEOUT_S": "5", "BRIDGE_CONNECT_TIMEOUT_S": "3"},
     )
     out += _each_api(

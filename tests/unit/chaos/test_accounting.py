@@ -37,6 +37,7 @@ def test_a_replay_after_a_crash_is_duplicates_not_reorders() -> None:
     assert acc.order_violations == 0
     assert acc.duplicates_below_commit == 2
     assert acc.duplicates_above_commit == 0
+    assert acc.duplicate_sample == [f"{T}/0/2", f"{T}/0/3"]
     assert acc.problems() == []
 
 
