@@ -35,7 +35,7 @@ class Params:
     blackhole_s: float = 15.0
     half_open_s: float = 8.0
     soak_s: float = 30.0
-    memory_mb: float = 24.0
+    memory_mb: float = 64.0
     slow_latency_s: float = 2.0
 
 
