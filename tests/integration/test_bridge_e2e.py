@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 
 from bridge.tools import samples
-from bridge.tools.chaos.corpus import CORPUS
 from bridge.tools.emulator import Emulator
 from tests.conftest import TopicFactory
 from tests.integration.harness import (
@@ -19,6 +18,7 @@ from tests.integration.harness import (
     produce,
     running_bridge,
 )
+from tests.unit.test_decode import CORPUS
 
 
 def mixed_stream(stream: int, count: int) -> list[Record]:

@@ -1,7 +1,9 @@
-"""The v0 malformed-input corpus: 30 records, each with the bridge error code it must yield.
+"""The v0 malformed-input corpus for the chaos suite's poison scenario: 30 records, each with the bridge
+error code it must yield.
 
-Shared by the decode unit tests, the end-to-end test through the broker and the chaos suite's poison
-scenario. The codes are the README's; the bytes are built here, without the bridge's media code.
+The same records as the decode unit tests' corpus (``tests/unit/test_decode.py``, moving to
+``tests/corpus.py``). A tool cannot import from ``tests/`` (not installed), so the one copy belongs here:
+the test fixture module should take ``CORPUS`` and its builders from this module.
 """
 
 from __future__ import annotations
