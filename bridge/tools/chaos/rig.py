@@ -18,7 +18,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -333,7 +333,7 @@ class Rig:
         if left:
             raise ChaosError(f"{left} input record(s) were not acknowledged by the broker in {timeout_s:g}s")
 
-    async def feed(self, make: Any, rate_per_s: float, duration_s: float) -> int:
+    async def feed(self, make: Callable[[int], Record], rate_per_s: float, duration_s: float) -> int:
         """Produce ``make(i)`` records at ``rate_per_s`` for ``duration_s`` seconds; returns how many."""
         start = time.monotonic()
         sent = 0
@@ -434,7 +434,3 @@ class Rig:
 
     def processes(self) -> list[ProcessRecord]:
         return [*(b.record for b in self.bridges), *self.emulators]
-
-
-def mapping_str(m: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in m.items())

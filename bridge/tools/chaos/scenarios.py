@@ -115,15 +115,6 @@ async def _feed_while(rig: Rig, rate: float, duration_s: float, *steps: tuple[fl
         tg.create_task(timeline())
 
 
-def _step(fn: Callable[[Rig], Any]) -> Act:
-    async def run(rig: Rig, p: Params) -> None:
-        result = fn(rig)
-        if asyncio.iscoroutine(result):
-            await result
-
-    return run
-
-
 # -- 1. broker frozen ----------------------------------------------------------------------------------------
 
 
