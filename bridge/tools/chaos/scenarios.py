@@ -128,8 +128,8 @@ def _freeze(seconds: Callable[[Params], float]) -> Act:
         async def freeze_for(r: Rig, pp: Params) -> None:
             broker.freeze()
             try:
-                # Readiness while the broker is down is noted, not judged (issue 9, defect 4 is fixed
-                # on the seam branch): the last answer of /readyz before the thaw.
+                # Readiness while the broker is down is noted, not judged, until issue 9's defect 4
+                # (ready while Kafka is down) is fixed: the last answer of /readyz before the thaw.
                 await asyncio.sleep(max(0.0, frozen - 1.0))
                 r.notes["readyz_while_frozen"] = await r.readyz(0)
                 await asyncio.sleep(min(1.0, frozen))
