@@ -52,3 +52,9 @@ clean:
 .PHONY: deploy-check
 deploy-check: $(STAMP)
 	PY=$(PY) bash scripts/deploy_check.sh
+
+# The fault suite: scenarios against real processes (broker, emulator, bridges, fault proxies), one
+# accounting check each; a table on stdout and chaos-results.json. See docs/RELIABILITY.md.
+.PHONY: chaos
+chaos: $(STAMP)
+	$(VENV)/bin/hume-bridge chaos --json chaos-results.json

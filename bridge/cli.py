@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("bridge.tools.produce", "feed media files into the input topic"),
     "tail": ("bridge.tools.tail", "live view of predictions, errors and warnings"),
     "bench": ("bridge.tools.bench", "throughput and latency against reference pipelines"),
+    "chaos": ("bridge.tools.chaos.runner", "the fault suite against real processes; a table and JSON"),
 }
 
 

@@ -8,8 +8,8 @@ from bridge.cli import COMMANDS, build_parser
 
 
 def test_every_design_command_is_offered() -> None:
-    """run, demo, broker, emulator, produce, tail and bench are the product's commands."""
-    assert set(COMMANDS) == {"run", "demo", "broker", "emulator", "produce", "tail", "bench"}
+    """run, demo, broker, emulator, produce, tail, bench and chaos are the product's commands."""
+    assert set(COMMANDS) == {"run", "demo", "broker", "emulator", "produce", "tail", "bench", "chaos"}
 
 
 def test_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

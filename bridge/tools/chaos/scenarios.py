@@ -1,0 +1,510 @@
+"""The scenarios. Each is a :class:`Scenario`: how to set up the rig, what to do to the running processes
+(``act``), how long it may take, and any check of its own (``check``, run after the records settled and
+before the bridges stop). The runner does the rest: settle, stop, account.
+
+A scenario is written once and listed for each API it applies to (:func:`_each_api`). v1 variants slot in
+by adding ``"v1"`` to ``APIS`` and to a scenario's ``apis`` (plus its path in ``rig.API_PATHS`` and, where
+the fault differs, a branch on ``rig.api``); a v1-only scenario (``server_shutdown`` to every session)
+is listed with ``apis=("v1",)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from bridge.tools import samples
+from bridge.tools.chaos.corpus import CORPUS
+from bridge.tools.chaos.rig import Record, Rig
+
+APIS: Final = ("v0",)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Durations and sizes a run may change (``hume-bridge chaos --soak-s 600 --memory-mb 1024``)."""
+
+    freeze_short_s: float = 3.0
+    freeze_long_s: float = 35.0
+    blackhole_s: float = 15.0
+    half_open_s: float = 8.0
+    soak_s: float = 30.0
+    memory_mb: float = 64.0
+    slow_latency_s: float = 2.0
+
+
+Act = Callable[[Rig, Params], Awaitable[None]]
+Check = Callable[[Rig, Params], Awaitable[list[str]]]
+
+
+async def _no_check(rig: Rig, params: Params) -> list[str]:
+    return []
+
+
+async def _no_errors(rig: Rig, params: Params) -> list[str]:
+    """Good inputs only: a fault must never turn one into an error outcome."""
+    errors = rig.output_values(rig.errors)
+    if not errors:
+        return []
+    codes = sorted({str(v.get("error", {}).get("code")) for v in errors})
+    return [f"{len(errors)} good record(s) got error outcomes ({', '.join(codes)})"]
+
+
+def _checks(*checks: Check) -> Check:
+    async def run(rig: Rig, params: Params) -> list[str]:
+        out: list[str] = []
+        for check in checks:
+            out += await check(rig, params)
+        return out
+
+    return run
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    api: str
+    proves: str
+    act: Act
+    budget_s: Callable[[Params], float]
+    check: Check = _no_check
+    bridge_env: dict[str, str] = field(default_factory=dict)
+    emulator_faults: dict[str, Any] = field(default_factory=dict)
+    partitions: int = 4
+    settle_s: float = 60.0
+    known_defect: str | None = None
+    """Set for a scenario that fails on today's bridge because of a known, reported defect: it runs
+    only with ``--known-defects`` and its failure is expected (its pass is then news)."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}/{self.api}"
+
+
+# -- workloads -----------------------------------------------------------------------------------------------
+
+TEXT_MODELS: Final = b'{"language": {"granularity": "sentence"}}'
+
+
+def mixed(i: int, streams: int = 12) -> Record:
+    """Cheap mixed media on ``streams`` keys: three texts to one half-second WAV."""
+    key = f"s{i % streams:02d}".encode()
+    if i % 4 == 0:
+        return key, samples.wav(0.5, seed=i % 16), [("content-type", b"audio/wav")]
+    value = samples.text(6, seed=i).encode()
+    return key, value, [("content-type", b"text/plain"), ("hume-models", TEXT_MODELS)]
+
+
+async def _feed_while(rig: Rig, rate: float, duration_s: float, *steps: tuple[float, Act], p: Params) -> None:
+    """Produce mixed records for ``duration_s`` while carrying out each ``(at_s, step)`` at its time."""
+
+    async def timeline() -> None:
+        start = time.monotonic()
+        for at, step in steps:
+            await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+            await step(rig, p)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(rig.feed(mixed, rate, duration_s))
+        tg.create_task(timeline())
+
+
+# -- 1. broker frozen ----------------------------------------------------------------------------------------
+
+
+def _freeze(seconds: Callable[[Params], float]) -> Act:
+    async def act(rig: Rig, p: Params) -> None:
+        await rig.start_bridge()
+        assert rig.broker is not None
+        broker = rig.broker
+        frozen = seconds(p)
+
+        async def freeze_for(r: Rig, pp: Params) -> None:
+            broker.freeze()
+            try:
+                # Readiness while the broker is down is noted, not judged, until issue 9's defect 4
+                # (ready while Kafka is down) is fixed: the last answer of /readyz before the thaw.
+                await asyncio.sleep(max(0.0, frozen - 1.0))
+                r.notes["readyz_while_frozen"] = await r.readyz(0)
+                await asyncio.sleep(min(1.0, frozen))
+            finally:
+                broker.thaw()
+
+        await _feed_while(rig, 20, frozen + 8, (3.0, freeze_for), p=p)
+
+    return act
+
+
+# -- 2. emulator killed and restarted ------------------------------------------------------------------------
+
+
+async def _emulator_restart(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+
+    async def kill(r: Rig, pp: Params) -> None:
+        await r.stop_emulator(kill=True, expected=(-9,))
+
+    async def restart(r: Rig, pp: Params) -> None:
+        await r.start_emulator()
+
+    await _feed_while(rig, 20, 12, (4.0, kill), (6.5, restart), p=p)
+
+
+# -- 3. blackhole to Hume ------------------------------------------------------------------------------------
+
+
+async def _hume_blackhole(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+
+    async def hole(r: Rig, pp: Params) -> None:
+        r.hume_proxy.blackhole()
+        await asyncio.sleep(max(0.0, pp.blackhole_s - 1.0))
+        r.notes["readyz_in_blackhole"] = await r.readyz(0)
+        await asyncio.sleep(min(1.0, pp.blackhole_s))
+        r.hume_proxy.heal()
+
+    await _feed_while(rig, 10, p.blackhole_s + 8, (3.0, hole), p=p)
+
+
+async def _hume_half_open(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+
+    async def half(r: Rig, pp: Params) -> None:
+        r.hume_proxy.half_open()
+        await asyncio.sleep(pp.half_open_s)
+        r.hume_proxy.heal()  # the dead sessions learn it by an RST when they next write
+
+    await _feed_while(rig, 10, p.half_open_s + 8, (3.0, half), p=p)
+
+
+# -- 4. consumer groups: kill -9 and rolling restart ---------------------------------------------------------
+
+
+def _group_kill(bridges: int) -> Act:
+    async def act(rig: Rig, p: Params) -> None:
+        for _ in range(bridges):
+            await rig.start_bridge()
+
+        async def kill(r: Rig, pp: Params) -> None:
+            await r.kill_bridge(bridges - 1)
+
+        await _feed_while(rig, 30, 14, (5.0, kill), p=p)
+
+    return act
+
+
+async def _rolling_restart(rig: Rig, p: Params) -> None:
+    for _ in range(3):
+        await rig.start_bridge()
+    async with asyncio.TaskGroup() as tg:
+        feeding = tg.create_task(rig.feed(mixed, 30, 600))  # until the roll is over
+        await asyncio.sleep(2.0)
+        for i in range(3):
+            await rig.stop_bridge(i)  # SIGTERM: drain, commit, exit 0
+            await rig.start_bridge()
+        await asyncio.sleep(2.0)
+        feeding.cancel()
+
+
+# -- 5. slow upstream, small caps ----------------------------------------------------------------------------
+
+
+async def _slow_upstream(rig: Rig, p: Params) -> None:
+    await rig.set_emulator_faults(latency_s=p.slow_latency_s)
+    await rig.start_bridge()
+    await rig.produce(mixed(i, streams=16) for i in range(48))
+
+
+async def _no_rebalance(rig: Rig, p: Params) -> list[str]:
+    # From the log, not hume_bridge_rebalances_total: that counter also counts the empty revocation the
+    # consumer reports before its first assignment.
+    assigned = rig.bridge_log_events("partitions_assigned")
+    revoked = rig.bridge_log_events("partitions_revoked")
+    if assigned != 1 or revoked != 0:
+        return [f"the bridge saw {assigned} assignment(s) and {revoked} revocation(s), want 1 and 0"]
+    return []
+
+
+# -- 6. poison -----------------------------------------------------------------------------------------------
+
+
+async def _poison(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+    bad: list[Record] = [(b"bad", value, list(headers.items())) for _, value, headers, _ in CORPUS]
+    await rig.produce(bad)
+    await rig.produce(mixed(i, streams=4) for i in range(20))
+
+
+async def _poison_codes(rig: Rig, p: Params) -> list[str]:
+    assert rig.reader is not None
+    errors = [v for v in rig.output_values(rig.errors) if v.get("stream_id") == "bad"]
+    errors.sort(key=lambda v: v["source"]["offset"])
+    seen: dict[int, str] = {}
+    for v in errors:
+        seen.setdefault(v["source"]["offset"], v["error"]["code"])
+    got = list(seen.values())
+    want = [str(code) for *_, code in CORPUS]
+    if got != want:
+        wrong = [f"{n}: {g} (want {w})" for (n, *_), g, w in zip(CORPUS, got, want, strict=False) if g != w]
+        return [f"corpus codes differ ({len(got)} of {len(want)} seen): {'; '.join(wrong[:5])}"]
+    good_errors = [v for v in rig.output_values(rig.errors) if v.get("stream_id") != "bad"]
+    if good_errors:
+        return [f"{len(good_errors)} good record(s) got error outcomes, e.g. {good_errors[0]['error']}"]
+    return []
+
+
+# -- 7. soak -------------------------------------------------------------------------------------------------
+
+
+async def _soak(rig: Rig, p: Params) -> None:
+    await rig.set_emulator_faults(drop_probability=0.05, jitter_s=0.05)
+    await rig.start_bridge()
+    rig.broker_proxy.set_latency(0.002, 0.02)
+    rig.hume_proxy.set_latency(0.002, 0.02)
+
+    buffered: list[float] = []
+
+    async def drops() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            rig.broker_proxy.reset_some(0.05)
+            with contextlib.suppress(Exception):
+                buffered.append((await rig.bridge_metrics(0)).get("hume_bridge_buffered_records", 0.0))
+                rig.notes["buffered_records_max"] = max(buffered)
+                half = len(buffered) // 2
+                if half:
+                    # growth of buffered records: the mean of the second half of the run over the first
+                    rig.notes["buffered_records_mean_1st_half"] = round(sum(buffered[:half]) / half, 1)
+                    rig.notes["buffered_records_mean_2nd_half"] = round(
+                        sum(buffered[half:]) / (len(buffered) - half), 1
+                    )
+
+    async with asyncio.TaskGroup() as tg:
+        dropper = tg.create_task(drops())
+        await rig.feed(mixed, 20, p.soak_s)
+        dropper.cancel()
+    rig.broker_proxy.set_latency(0.0)
+    await rig.set_emulator_faults(drop_probability=0.0)
+
+
+async def _soak_check(rig: Rig, p: Params) -> list[str]:
+    problems = []
+    for i in rig.alive_bridges():
+        m = await rig.bridge_metrics(i)
+        buffered = m.get("hume_bridge_buffered_records", 0)
+        if buffered:
+            problems.append(f"bridge-{i + 1} still buffers {buffered:g} records after the load settled")
+    return problems
+
+
+# -- 8. memory -----------------------------------------------------------------------------------------------
+
+MEMORY_LIMIT_MB: Final = 256.0
+
+
+async def _memory(rig: Rig, p: Params) -> None:
+    chunk = samples.wav(4.0, seed=1)  # 128 KB of 16 kHz 16-bit mono
+    count = max(1, int(p.memory_mb * 1024 * 1024 / len(chunk)))
+    for start in range(0, count, 200):
+        await rig.produce(
+            (f"m{i % 32:02d}".encode(), samples.wav(4.0, seed=i % 8), [("content-type", b"audio/wav")])
+            for i in range(start, min(count, start + 200))
+        )
+        await rig.flush()
+    await rig.start_bridge()
+
+
+async def _memory_check(rig: Rig, p: Params) -> list[str]:
+    if rig.peak_rss_mb > MEMORY_LIMIT_MB:
+        return [f"peak RSS {rig.peak_rss_mb:.0f} MiB over {MEMORY_LIMIT_MB:.0f} MiB"]
+    return []
+
+
+# -- known defects (issue 9) ---------------------------------------------------------------------------------
+
+
+async def _oversize_outcome(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+    models = orjson.dumps({"face": {"fps_pred": 1000, "facs": {}, "descriptions": {}}})
+    video = samples.mp4(5.0, video=True)
+    await rig.produce([(b"video", video, [("content-type", b"video/mp4"), ("hume-models", models)])])
+    await rig.produce(mixed(i, streams=4) for i in range(20))
+    await rig.produce(
+        (b"video", samples.text(5, seed=i).encode(), [("content-type", b"text/plain")]) for i in range(3)
+    )
+
+
+async def _duplicate_payload_ids(rig: Rig, p: Params) -> None:
+    await rig.set_emulator_faults(latency_s=0.3)
+    await rig.start_bridge()
+    await rig.produce(
+        (
+            f"dup{i}".encode(),
+            samples.text(5, seed=i).encode(),
+            [("content-type", b"text/plain"), ("hume-payload-id", b"same-id")],
+        )
+        for i in range(12)
+    )
+
+
+# -- the registry --------------------------------------------------------------------------------------------
+
+
+def _each_api(apis: tuple[str, ...] = ("v0",), **kw: Any) -> list[Scenario]:
+    """The scenario once per API it applies to (a v1 variant: ``apis=("v0", "v1")``)."""
+    return [Scenario(api=api, **kw) for api in apis if api in APIS]
+
+
+def _all() -> list[Scenario]:
+    out: list[Scenario] = []
+    out += _each_api(
+        name="broker-freeze-short",
+        proves="a broker frozen (SIGSTOP) for less than the session timeout: nothing lost, order kept",
+        check=_no_errors,
+        act=_freeze(lambda p: p.freeze_short_s),
+        budget_s=lambda p: p.freeze_short_s + 90,
+    )
+    out += _each_api(
+        name="broker-freeze-long",
+        proves="a broker frozen past the 6 s session and the 30 s request timeouts: the bridge rides it "
+        "out, nothing lost, order kept, no traceback",
+        check=_no_errors,
+        act=_freeze(lambda p: p.freeze_long_s),
+        budget_s=lambda p: p.freeze_long_s + 120,
+        settle_s=90,
+    )
+    out += _each_api(
+        name="emulator-restart",
+        proves="Hume killed (-9) and back 2.5 s later on another port: in-flight requests are resent",
+        check=_no_errors,
+        act=_emulator_restart,
+        budget_s=lambda p: 90,
+    )
+    out += _each_api(
+        name="hume-blackhole",
+        proves="Hume unreachable without RST or FIN (packets vanish) then healed: outage detected by "
+        "deadlines, no error records for the backlog, everything flows after",
+        check=_no_errors,
+        act=_hume_blackhole,
+        budget_s=lambda p: p.blackhole_s + 100,
+        bridge_env={"BRIDGE_REPLY_TIMEOUT_S": "5", "BRIDGE_CONNECT_TIMEOUT_S": "3"},
+    )
+    out += _each_api(
+        name="hume-half-open",
+        check=_no_errors,
+        proves="Hume's side of every session gone while the bridge's sockets stay open and silent, then "
+        "RST on heal: the sessions are found dead by deadlines, nothing lost, no error outcome",
+        act=_hume_half_open,
+        budget_s=lambda p: p.half_open_s + 100,
+        bridge_env={"BRIDGE_REPLY_TIMEOUT_S": "5", "BRIDGE_CONNECT_TIMEOUT_S": "3"},
+    )
+    out += _each_api(
+        name="group-2-kill9",
+        proves="two bridges in one group, one kill -9'd while producing: its partitions move, nothing lost",
+        check=_no_errors,
+        act=_group_kill(2),
+        budget_s=lambda p: 100,
+        emulator_faults={"latency_s": 0.1},
+    )
+    out += _each_api(
+        name="group-3-kill9",
+        proves="three bridges in one group, one kill -9'd while producing",
+        check=_no_errors,
+        act=_group_kill(3),
+        budget_s=lambda p: 110,
+        emulator_faults={"latency_s": 0.1},
+    )
+    out += _each_api(
+        name="rolling-restart",
+        proves="three bridges, SIGTERM one at a time (each replaced) while producing: each exits 0 after "
+        "its drain, nothing lost, order kept",
+        check=_no_errors,
+        act=_rolling_restart,
+        budget_s=lambda p: 150,
+        emulator_faults={"latency_s": 0.1},
+    )
+    out += _each_api(
+        name="slow-upstream",
+        proves="replies taking seconds with 8-record buffers and a 10 s max.poll.interval: one "
+        "assignment, no revocation (no rebalance loop, no poll-interval kick-out)",
+        act=_slow_upstream,
+        check=_checks(_no_errors, _no_rebalance),
+        budget_s=lambda p: 40 * p.slow_latency_s + 60,
+        settle_s=120,
+        bridge_env={
+            "BRIDGE_MAX_BUFFERED_RECORDS": "8",
+            "BRIDGE_KAFKA_MAX_POLL_INTERVAL_MS": "10000",
+            "BRIDGE_REPLY_TIMEOUT_S": "15",
+        },
+    )
+    out += _each_api(
+        name="poison",
+        proves="the v0 malformed corpus through the broker: each its own code, in order, "
+        "good records on other streams unaffected",
+        act=_poison,
+        check=_poison_codes,
+        budget_s=lambda p: 60,
+        bridge_env={"BRIDGE_MAX_RECORD_BYTES": "1000000"},
+    )
+    out += _each_api(
+        name="soak",
+        proves="mixed load with 5 % of Hume messages dropping their connection, broker connections reset "
+        "(5 % each second), latency jitter both ways: every record accounted for, buffers empty after, "
+        "RSS slope reported",
+        act=_soak,
+        check=_checks(_no_errors, _soak_check),
+        budget_s=lambda p: p.soak_s + 120,
+        settle_s=90,
+    )
+    out += _each_api(
+        name="memory",
+        proves="a backlog of 4 s WAV chunks drained from the start: peak RSS under 256 MiB",
+        act=_memory,
+        check=_checks(_no_errors, _memory_check),
+        budget_s=lambda p: p.memory_mb * 2 + 90,
+        settle_s=120,
+    )
+    out += _each_api(
+        name="oversize-outcome",
+        proves="an outcome the broker refuses for good (a ~29 MB face prediction over the 16 MiB request "
+        "size) becomes an error outcome; its stream and partition go on",
+        act=_oversize_outcome,
+        budget_s=lambda p: 90,
+        settle_s=45,
+    )
+    out += _each_api(
+        name="duplicate-payload-ids",
+        proves="twelve in-flight records sharing one producer payload id, 2 requests per session: each "
+        "gets its own outcome",
+        act=_duplicate_payload_ids,
+        budget_s=lambda p: 60,
+        settle_s=30,
+        bridge_env={
+            "BRIDGE_REQUESTS_PER_SESSION": "2",
+            "BRIDGE_POOL_SIZE": "1",
+            "BRIDGE_REPLY_TIMEOUT_S": "5",
+        },
+    )
+    return out
+
+
+SCENARIOS: Final[list[Scenario]] = _all()
+
+
+def select(names: list[str], *, known_defects: bool, apis: tuple[str, ...] = APIS) -> list[Scenario]:
+    """The scenarios to run: those named (by name or name/api); else, with ``known_defects``, the
+    known-defect ones; else the default set (all others). Raises ``KeyError`` on an unknown name."""
+    pool = [s for s in SCENARIOS if s.api in apis]
+    if names:
+        known = {s.name for s in pool} | {s.id for s in pool}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise KeyError(", ".join(unknown))
+        return [s for s in pool if s.name in names or s.id in names]
+    return [s for s in pool if (s.known_defect is not None) == known_defects]
