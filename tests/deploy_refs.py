@@ -6,7 +6,7 @@ Used by tests/unit/test_deploy_metrics.py (names against the registry of ``bridg
 integration tests (names against a scrape of a running bridge: :func:`exposition_names` accepts the
 families of ``prometheus_client.parser.text_string_to_metric_families``) and by scripts/deploy_check.sh:
 
-    python tests/deploy_refs.py promtool-rules OUT.json   # dashboard and KEDA queries as a rule file for promtool
+    python tests/deploy_refs.py promtool-rules OUT.json   # dashboard and KEDA queries, as a rule file
     python tests/deploy_refs.py names                     # every referenced name and where it is used
 
 The PromQL reader here only finds selectors (metric names and label matchers); whether an expression

@@ -1,5 +1,5 @@
-"""The dashboard, the alert rules and the KEDA triggers use only metrics the bridge exports, with their real labels; the
-PrometheusRule carries the rule file unchanged; every alert leads to a runbook section."""
+"""The dashboard, the alert rules and the KEDA triggers use only metrics the bridge exports, with their real
+labels; the PrometheusRule carries the rule file unchanged; every alert leads to a runbook section."""
 
 from __future__ import annotations
 
