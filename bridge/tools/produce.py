@@ -487,7 +487,8 @@ def _wav_file(pcm_le: bytes, rate: int, channels: int) -> bytes:
 # --------------------------------------------------------------------------------------------------------
 # The command: arguments, file walking and sending.
 
-# ``--samples``: what a first run needs to see every kind of outcome (name -> bytes, made on demand).
+# ``--samples``: what a first run needs to see every kind of outcome (name -> bytes, made on demand). The
+# comments say what v0 answers; for v1 the call is 12 chunks of 500 ms and the text lines NOT_OFFERED_BY_API.
 SAMPLE_FILES: tuple[tuple[str, Callable[[], bytes]], ...] = (
     ("call.wav", lambda: samples.wav(6.0, freq_hz=220.0)),  # two chunks: two prosody predictions
     ("face.jpg", lambda: samples.jpeg(96, 96, seed=1)),  # a face prediction
