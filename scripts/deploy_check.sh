@@ -198,7 +198,7 @@ main() {
   check "promtool check rules" "$PROMTOOL" check rules deploy/prometheus/rules.yaml
   check "promtool test rules" "$PROMTOOL" test rules deploy/prometheus/rules.test.yaml
 
-  step "promtool: every dashboard query parses"
+  step "promtool: every dashboard and KEDA query parses"
   check "dashboard queries" dashboard_queries
 
   step "Grafana dashboard schema (@grafana/schema)"

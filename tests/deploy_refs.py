@@ -1,12 +1,12 @@
 """The metrics that the deployment assets rely on: every PromQL expression of the Grafana dashboard
-(deploy/grafana/hume-bridge.json) and of the alert rules (deploy/prometheus/rules.yaml), and the metric
-selectors in them.
+(deploy/grafana/hume-bridge.json), of the alert rules (deploy/prometheus/rules.yaml) and of the KEDA
+ScaledObject's prometheus triggers (deploy/k8s/scaledobject.yaml), and the metric selectors in them.
 
 Used by tests/unit/test_deploy_metrics.py (names against the registry of ``bridge.metrics.Metrics``), by
 integration tests (names against a scrape of a running bridge: :func:`exposition_names` accepts the
 families of ``prometheus_client.parser.text_string_to_metric_families``) and by scripts/deploy_check.sh:
 
-    python tests/deploy_refs.py promtool-rules OUT.json   # dashboard queries as a rule file for promtool
+    python tests/deploy_refs.py promtool-rules OUT.json   # dashboard and KEDA queries, as a rule file
     python tests/deploy_refs.py names                     # every referenced name and where it is used
 
 The PromQL reader here only finds selectors (metric names and label matchers); whether an expression
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "hume-bridge.json"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yaml"
 PROMETHEUS_RULE = ROOT / "deploy" / "k8s" / "prometheusrule.yaml"
+SCALED_OBJECT = ROOT / "deploy" / "k8s" / "scaledobject.yaml"
 OPERATIONS = ROOT / "docs" / "OPERATIONS.md"
 
 # What Grafana's interval variables become when a dashboard query is checked outside Grafana.
@@ -136,6 +137,16 @@ def alert_rules(path: Path = RULES) -> list[dict[str, Any]]:
     return [rule for _, _, rule in _rules(load_yaml(path)) if "alert" in rule]
 
 
+def scaler_exprs(path: Path = SCALED_OBJECT) -> list[Expr]:
+    """The query of every prometheus trigger of the ScaledObject."""
+    triggers = load_yaml(path)["spec"]["triggers"]
+    return [
+        Expr(f"{path.name}: trigger {n}", trigger["metadata"]["query"])
+        for n, trigger in enumerate(triggers)
+        if trigger["type"] == "prometheus"
+    ]
+
+
 def load_yaml(path: Path) -> Any:
     import yaml
 
@@ -143,7 +154,7 @@ def load_yaml(path: Path) -> Any:
 
 
 def all_exprs() -> list[Expr]:
-    return dashboard_exprs() + rule_exprs()
+    return dashboard_exprs() + rule_exprs() + scaler_exprs()
 
 
 # --- Grafana variables -----------------------------------------------------------------------------
@@ -314,10 +325,10 @@ def promtool_rule_file(exprs: Iterable[Expr]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "promtool-rules":
-        exprs = dashboard_exprs()
+        exprs = dashboard_exprs() + scaler_exprs()
         # JSON is YAML: promtool reads it as a rule file, and this needs no YAML library.
         Path(argv[1]).write_text(json.dumps(promtool_rule_file(exprs), indent=1), encoding="utf-8")
-        print(f"{len(exprs)} dashboard queries -> {argv[1]}")
+        print(f"{len(exprs)} dashboard and KEDA queries -> {argv[1]}")
         return 0
     if argv == ["names"]:
         for name, places in sorted(referenced_metrics().items()):

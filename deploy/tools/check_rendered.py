@@ -4,7 +4,8 @@
 
 Schemas validate each resource alone (kubernetes-validate, validate.mjs); these checks tie them together:
 selectors select the pods, ports and probe paths agree with BRIDGE_HTTP_PORT, the grace period outlasts
-the drain deadline, KEDA watches the consumer group the bridge joins, the API key comes from the Secret,
+the drain deadline, KEDA watches the consumer group the bridge joins and counts the sessions of the pods'
+namespace against BRIDGE_V1_MAX_SESSIONS, the API key comes from the Secret,
 and the dashboard ConfigMap carries deploy/grafana/hume-bridge.json unchanged. ``--core-out`` writes the
 built-in kinds to a file for kubernetes-validate (it knows no custom resources).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,7 @@ def check(docs: list[dict[str, Any]]) -> list[str]:
             problems.append(f"ScaledObject: {key} is {meta.get(key)!r}, expected {value!r}")
     if meta.get("topic") not in config.get("BRIDGE_INPUT_TOPICS", "").split(","):
         problems.append(f"ScaledObject: topic {meta.get('topic')!r} is not in BRIDGE_INPUT_TOPICS")
+    problems += _check_session_trigger(scaled, deployment, config)
     if scaled["spec"]["scaleTargetRef"].get("name") != deployment["metadata"]["name"]:
         problems.append("ScaledObject: scaleTargetRef does not name the Deployment")
     if "replicas" in deployment["spec"]:
@@ -138,6 +141,34 @@ def check(docs: list[dict[str, Any]]) -> list[str]:
         problems.append('one ConfigMap labelled grafana_dashboard: "1" expected')
     elif json.loads(dashboards[0]["data"]["hume-bridge.json"]) != json.loads(DASHBOARD.read_text("utf-8")):
         problems.append("the dashboard ConfigMap differs from deploy/grafana/hume-bridge.json")
+    return problems
+
+
+def _check_session_trigger(
+    scaled: dict[str, Any], deployment: dict[str, Any], config: dict[str, str]
+) -> list[str]:
+    """The prometheus trigger counts the streams of this namespace's pods against the session cap."""
+    triggers = [t for t in scaled["spec"]["triggers"] if t["type"] == "prometheus"]
+    if len(triggers) != 1:
+        return [f"ScaledObject: one prometheus trigger (sessions per pod) expected, found {len(triggers)}"]
+    meta = triggers[0]["metadata"]
+    problems: list[str] = []
+    namespace = deployment["metadata"].get("namespace")
+    selected = re.findall(r'namespace\s*=\s*"([^"]*)"', meta.get("query", ""))
+    if not selected or any(n != namespace for n in selected):
+        problems.append(
+            f"ScaledObject: the prometheus query selects namespace {selected}, the pods run in {namespace!r} "
+            "(repeat the namespace replacement of deploy/k8s/kustomization.yaml in the overlay)"
+        )
+    threshold = meta.get("threshold", "")
+    if not threshold.isdigit() or int(threshold) < 1:
+        problems.append(f"ScaledObject: prometheus threshold {threshold!r} must be a positive integer")
+    cap = config.get("BRIDGE_V1_MAX_SESSIONS")
+    if cap is not None and threshold != cap:
+        problems.append(
+            f"ScaledObject: prometheus threshold is {threshold!r}, BRIDGE_V1_MAX_SESSIONS is {cap!r}: "
+            "pods are sized by the sessions each may hold"
+        )
     return problems
 
 

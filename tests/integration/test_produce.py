@@ -1,10 +1,12 @@
 """``hume-bridge produce``: how files become records, then the command itself against a real broker.
 
-The planning tests are pure (no broker is started for them).
+The planning tests are pure (no broker is started for them); those of ``--api v1`` are in
+tests/unit/test_produce_v1.py.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import io
 import wave
@@ -20,7 +22,9 @@ from bridge import cli
 from bridge.errors import ConfigError
 from bridge.media import FACEMESH_LANDMARKS, MediaKind, inspect_audio
 from bridge.tools.produce import default_key, expand_paths, kafka_settings, plan_records
+from bridge.upstream.v1.media import audio_to_pcm16k
 from tests.conftest import TopicFactory
+from tests.unit.v1 import samples as v1_samples
 
 # --------------------------------------------------------------------------------------------------------
 # Sample files
@@ -301,11 +305,14 @@ async def produce(*argv: str) -> int:
 async def test_wav_arrives_as_ordered_chunks(
     kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A 12 s WAV is produced as 3 records in order, each at most 4000 ms, one key, with the given headers."""
+    """For Hume v0, a 12 s WAV is produced as 3 records in order, each at most 4000 ms, one key, with the
+    given headers."""
     topic = await new_topic("produce-wav")
     data = make_wav(12.0)
     (tmp_path / "call-17.wav").write_bytes(data)
     code = await produce(
+        "--api",
+        "v0",
         "--bootstrap",
         kafka_bootstrap,
         "--topic",
@@ -391,3 +398,144 @@ async def test_unreachable_broker_is_an_error(tmp_path: Path, capsys: pytest.Cap
     )
     assert code == 1
     assert "cannot connect to Kafka at 127.0.0.1:" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hume v1 (the default): a file is a call
+
+
+def header(record: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
+    return headers_of(record.headers).get(name)
+
+
+def l16_to_s16le(value: bytes) -> bytes:
+    """audio/L16 is big-endian (RFC 2586): swap each sample's bytes to compare with WAV's little-endian."""
+    samples = array.array("h")
+    samples.frombytes(value)
+    samples.byteswap()
+    return samples.tobytes()
+
+
+async def test_a_call_arrives_as_pcm_chunks_with_offsets_and_an_end(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By default (v1) a 3.2 s WAV arrives as 7 raw PCM records of 500 ms (the last 200 ms), in order, one
+    key, each with hume-stream-offset-ms, the last with hume-end-of-stream: true; the records' samples
+    concatenate to the file's exactly."""
+    topic = await new_topic("produce-call")
+    data = make_wav(3.2)
+    (tmp_path / "call-3.wav").write_bytes(data)
+    code = await produce(
+        "--bootstrap",
+        kafka_bootstrap,
+        "--topic",
+        topic,
+        "--header",
+        "hume-measurement-timer-ms=4000",
+        str(tmp_path / "call-3.wav"),
+    )
+    assert code == 0
+    assert (
+        capsys.readouterr().out.strip() == f"sent 7 records ({len(pcm_of(data)):,} bytes) to {topic}: audio 7"
+    )
+
+    records = await read_topic(kafka_bootstrap, topic)
+    assert [r.key for r in records] == [b"call-3.wav"] * 7
+    assert [header(r, "hume-stream-offset-ms") for r in records] == [
+        str(ms).encode() for ms in range(0, 3500, 500)
+    ]
+    assert [header(r, "hume-end-of-stream") for r in records] == [None] * 6 + [b"true"]
+    for r in records:
+        assert header(r, "content-type") == b"audio/L16;rate=16000;channels=1"
+        assert header(r, "hume-measurement-timer-ms") == b"4000"
+    assert [len(r.value) for r in records] == [16_000] * 6 + [6_400]
+    assert l16_to_s16le(b"".join(r.value for r in records)) == pcm_of(data)
+
+
+async def test_wav_chunks_and_one_stream_across_files(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """--format wav --chunk-ms 250 --key: two stereo 44.1 kHz files are one stream of complete WAVs whose
+    offsets continue from the first file into the second, ending once; the samples are the files'."""
+    topic = await new_topic("produce-call-wav")
+    first, second = make_wav(0.5, rate=44_100, channels=2), make_wav(0.6, rate=44_100, channels=2)
+    (tmp_path / "part-1.wav").write_bytes(first)
+    (tmp_path / "part-2.wav").write_bytes(second)
+    code = await produce(
+        "--bootstrap",
+        kafka_bootstrap,
+        "--topic",
+        topic,
+        "--format",
+        "wav",
+        "--chunk-ms",
+        "250",
+        "--key",
+        "call-44",
+        str(tmp_path / "part-1.wav"),
+        str(tmp_path / "part-2.wav"),
+    )
+    assert code == 0
+    records = await read_topic(kafka_bootstrap, topic)
+    assert [r.key for r in records] == [b"call-44"] * 5
+    assert [header(r, "hume-stream-offset-ms") for r in records] == [b"0", b"250", b"500", b"750", b"1000"]
+    assert [header(r, "hume-end-of-stream") for r in records] == [None] * 4 + [b"true"]
+    assert {header(r, "content-type") for r in records} == {b"audio/wav"}
+    for r in records:
+        with wave.open(io.BytesIO(r.value), "rb") as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (44_100, 2, 2)
+    assert b"".join(pcm_of(r.value) for r in records) == pcm_of(first) + pcm_of(second)
+
+
+async def test_compressed_audio_arrives_as_the_bridges_16k_decoding(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """An MP3 is decoded by the bridge's own v1 decoder (PyAV) and produced as 16 kHz mono L16 chunks: read
+    back, they are exactly that decoding."""
+    topic = await new_topic("produce-call-mp3")
+    mp3 = v1_samples.encoded("mp3", "libmp3lame", 44_100, 1.3, channels=2)
+    (tmp_path / "speech.mp3").write_bytes(mp3)
+    assert await produce("--bootstrap", kafka_bootstrap, "--topic", topic, str(tmp_path / "speech.mp3")) == 0
+    records = await read_topic(kafka_bootstrap, topic)
+    assert {header(r, "content-type") for r in records} == {b"audio/L16;rate=16000;channels=1"}
+    assert [header(r, "hume-stream-offset-ms") for r in records] == [
+        str(500 * i).encode() for i in range(len(records))
+    ]
+    assert header(records[-1], "hume-end-of-stream") == b"true"
+    assert l16_to_s16le(b"".join(r.value for r in records)) == audio_to_pcm16k(mp3, "audio/mpeg").pcm
+
+
+async def test_video_arrives_as_frames_or_whole(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """A video file arrives as JPEG frames at most 3 a second with their offsets (default), or with
+    --video-as whole as the file itself."""
+    topic = await new_topic("produce-video")
+    video = v1_samples.video("mp4", "libx264", 10, 2.0)
+    (tmp_path / "cam.mp4").write_bytes(video)
+    assert await produce("--bootstrap", kafka_bootstrap, "--topic", topic, str(tmp_path / "cam.mp4")) == 0
+    frames = await read_topic(kafka_bootstrap, topic)
+    assert [header(r, "hume-stream-offset-ms") for r in frames] == [b"0", b"400", b"800", b"1200", b"1600"]
+    assert [header(r, "hume-end-of-stream") for r in frames] == [None] * 4 + [b"true"]
+    for r in frames:
+        assert header(r, "content-type") == b"image/jpeg"
+        assert Image.open(io.BytesIO(r.value)).format == "JPEG"
+
+    whole_topic = await new_topic("produce-video-whole")
+    code = await produce(
+        "--bootstrap",
+        kafka_bootstrap,
+        "--topic",
+        whole_topic,
+        "--video-as",
+        "whole",
+        str(tmp_path / "cam.mp4"),
+    )
+    assert code == 0
+    (whole,) = await read_topic(kafka_bootstrap, whole_topic)
+    assert whole.value == video
+    assert headers_of(whole.headers) == {
+        "content-type": b"video/mp4",
+        "hume-stream-offset-ms": b"0",
+        "hume-end-of-stream": b"true",
+    }

@@ -1,5 +1,5 @@
-"""The dashboard and the alert rules use only metrics the bridge exports, with their real labels; the
-PrometheusRule carries the rule file unchanged; every alert leads to a runbook section."""
+"""The dashboard, the alert rules and the KEDA triggers use only metrics the bridge exports, with their real
+labels; the PrometheusRule carries the rule file unchanged; every alert leads to a runbook section."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
-from bridge.metrics import OUTCOMES, RECONNECT_REASONS, SESSION_STATES, Metrics
+from bridge.metrics import OUTCOMES, RECONNECT_REASONS, SESSION_STATES, V1_ENDPOINTS, V1_MODES, Metrics
 from tests import deploy_refs
 from tests.deploy_refs import Expr
 
@@ -20,6 +20,10 @@ FIXED_LABEL_VALUES = {
     ("hume_bridge_records_total", "outcome"): set(OUTCOMES),
     ("hume_bridge_sessions", "state"): set(SESSION_STATES),
     ("hume_bridge_reconnects_total", "reason"): set(RECONNECT_REASONS),
+    ("hume_bridge_v1_frames_sent_total", "endpoint"): set(V1_ENDPOINTS),
+    ("hume_bridge_v1_rate_limited_total", "endpoint"): set(V1_ENDPOINTS),
+    ("hume_bridge_usage_seconds_total", "endpoint"): set(V1_ENDPOINTS),
+    ("hume_bridge_usage_seconds_total", "mode"): set(V1_MODES),
 }
 
 
@@ -51,10 +55,12 @@ def exprs() -> list[Expr]:
     return deploy_refs.all_exprs()
 
 
-def test_the_dashboard_and_the_rules_have_queries(exprs: list[Expr]) -> None:
-    """Both sources are read: the dashboard's panel and variable queries and every rule expression."""
+def test_the_dashboard_the_rules_and_the_scaler_have_queries(exprs: list[Expr]) -> None:
+    """All three sources are read: the dashboard's panel and variable queries, every rule expression and
+    the query of the ScaledObject's prometheus trigger."""
     wheres = {e.where.split(":")[0] for e in exprs}
-    assert wheres == {deploy_refs.DASHBOARD.name, deploy_refs.RULES.name}
+    assert wheres == {deploy_refs.DASHBOARD.name, deploy_refs.RULES.name, deploy_refs.SCALED_OBJECT.name}
+    assert len(deploy_refs.scaler_exprs()) == 1
     assert len(deploy_refs.alert_rules()) >= 7
 
 
@@ -89,7 +95,8 @@ def test_label_matchers_use_declared_labels(
 
 
 def test_label_values_come_from_the_fixed_sets(exprs: list[Expr]) -> None:
-    """Outcomes, session states and reconnect reasons in queries are values the bridge emits."""
+    """Outcomes, session states, reconnect reasons, v1 endpoints and modes in queries are values the
+    bridge emits."""
     wrong = []
     for expr in exprs:
         for selector in deploy_refs.selectors(expr.promql):
