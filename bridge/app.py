@@ -134,6 +134,7 @@ class Bridge:
         self.kafka_wait = Recurring(SUMMARY_S)  # the brokers unreachable at start-up
         self.broker = BrokerHealth(k.unhealthy_after_s)
         self.broker_report = Recurring(SUMMARY_S)  # the broker failing beyond the threshold, as logged
+        self._outage_since = self._outage_said = 0.0  # when the upstream outage began, was last summarised
         self._unpaused_wall = time.time()  # since when fetching has been allowed (wall clock, as aiokafka's)
         self.stopping = False
         self.hard_stop = False
@@ -186,7 +187,8 @@ class Bridge:
                 for task in loops[1:]:
                     task.cancel()
                 await self.upstream.close()
-            log.info("bridge_stopped", outstanding=self.tracker.outstanding())
+            left = self.tracker.outstanding()
+            log.info("bridge_stopped", left_for_next_owner=left)
 
     # -- start-up -------------------------------------------------------------------------------------
     async def _start_kafka(self, stack: contextlib.AsyncExitStack) -> None:
@@ -294,11 +296,24 @@ class Bridge:
         self._apply_pause()
         deadline = self.clock() + (0.0 if self.hard_stop else self.config.shutdown_drain_s)
         log.info(
-            "bridge_draining", outstanding=self.tracker.outstanding(), deadline_s=self.config.shutdown_drain_s
+            "bridge_draining", unfinished=self.tracker.outstanding(), deadline_s=self.config.shutdown_drain_s
         )
+        started = self.clock()
         await self._settle(lambda: self.tracker.outstanding() == 0 or self.hard_stop, deadline)
         await self._commit()
-        log.info("bridge_drained", outstanding=self.tracker.outstanding())
+        left = self.tracker.outstanding()
+        took = round(self.clock() - started, 1)
+        if left == 0:
+            log.info("bridge_drained", took_s=took, message="every record finished and committed")
+        else:
+            why = "second signal" if self.hard_stop else "drain deadline reached"
+            log.warning(
+                "bridge_drain_incomplete",
+                left_for_next_owner=left,
+                took_s=took,
+                message=f"{why} with {left} records left for the next owner of their partitions "
+                "(processed again from the committed offset)",
+            )
 
     async def _settle(self, done: Callable[[], bool], deadline: float) -> None:
         """Wait until ``done()`` or the deadline, waking on each finished record (and at least every
@@ -320,7 +335,7 @@ class Bridge:
             reasons.append("no usable Hume session")
         outage = self.outages.reason
         if outage is not None:
-            reasons.append(f"paused for upstream outage: {outage}")
+            reasons.append(f"paused for upstream outage ({outage}): {self.outages.detail}")
         if self.stopping:
             reasons.append("shutting down")
         ok = not reasons
@@ -452,20 +467,47 @@ class Bridge:
 
     def outage_began(self, reason: OutageReason, detail: str) -> None:
         previous = self.outages.reason
-        if not self.outages.begin(reason, detail, self.clock()):
+        now = self.clock()
+        if not self.outages.begin(reason, detail, now):
+            self._outage_summary(now)
             return
         if previous is not None:
             self.metrics.upstream_paused.labels(reason=previous).set(0)
         self.metrics.upstream_paused.labels(reason=reason).set(1)
-        log.warning("upstream_outage", reason=reason, detail=detail)
+        self._outage_since = self._outage_said = now
+        log.warning(
+            "upstream_outage",
+            reason=reason,
+            detail=detail,
+            message=f"consumption paused: {detail}; probing until Hume answers",
+        )
         self._apply_pause()
+
+    def _outage_summary(self, now: float) -> None:
+        """Every SUMMARY_S while an outage lasts: that it still does, and the latest words."""
+        outages = self.outages
+        if outages.reason is None or now - self._outage_said < SUMMARY_S:
+            return
+        self._outage_said = now
+        log.warning(
+            "upstream_outage_continues",
+            reason=outages.reason,
+            detail=outages.detail,
+            for_s=round(now - self._outage_since),
+            probes=outages.probes,
+        )
 
     def recovered(self, evidence: Evidence) -> None:
         probes = self.outages.probes
         ended = self.outages.recovered(evidence)
         if ended is None:
             return
-        log.info("upstream_recovered", reason=ended, probes=probes)
+        log.info(
+            "upstream_recovered",
+            reason=ended,
+            probes=probes,
+            after_s=round(self.clock() - self._outage_since, 1),
+        )
         self.metrics.upstream_paused.labels(reason=ended).set(0)
         self._apply_pause()
         self._kick.set()
@@ -579,6 +621,7 @@ class Bridge:
             self._apply_pause()
             self._check_fetch()
             self._report_broker()
+            self._outage_summary(self.clock())
 
     async def _commit(self, only: set[TP] | None = None) -> None:
         consumer = self.consumer

@@ -43,6 +43,7 @@ class OutageMachine:
     def begin(self, reason: OutageReason, detail: str, now: float) -> bool:
         """Enter (or switch to) an outage; False when already in it."""
         if self.reason == reason:
+            self.detail = detail  # the latest words for the same outage
             return False
         self.reason, self.detail = reason, detail
         self.probes = 0
