@@ -116,7 +116,13 @@ class Sink:
                 await producer.stop()
                 if mode == "on":
                     raise
-                log.warning("producer_idempotence_refused", error=type(exc).__name__, fallback="acks=all")
+                log.warning(
+                    "producer_idempotence_refused",
+                    error=type(exc).__name__,
+                    fallback="acks=all",
+                    message="the broker refused an idempotent producer id; publishing with acks=all "
+                    "without idempotence (set BRIDGE_KAFKA_IDEMPOTENCE=off to skip asking)",
+                )
                 self.metrics.idempotence_disabled.set(1)
             except BaseException:
                 await producer.stop()
