@@ -128,6 +128,7 @@ class SessionPool:
         for session in self.sessions:  # every session is counted in its state from the start
             metrics.sessions_by_state[session.state].inc()
         self._closing = False
+        self._closed = asyncio.Event()
         self._wake: dict[int, asyncio.Event] = {}
         self.failing = Recurring(SUMMARY_S)  # connecting fails, across the pool
         url = urlsplit(hume.url)
@@ -170,6 +171,7 @@ class SessionPool:
     async def close(self) -> None:
         """Close every session (in-flight requests are reported lost as closed by us)."""
         self._closing = True
+        self._closed.set()
         for event in self._wake.values():
             event.set()
         for s in self.sessions:
@@ -192,7 +194,9 @@ class SessionPool:
 
     async def _summaries(self) -> None:
         while not self._closing:
-            await asyncio.sleep(1.0)  # a periodic timer, not synchronisation
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):  # a periodic timer that ends at close
+                    await self._closed.wait()
             self.summarise()
 
     async def _run_session(self, s: _Session) -> None:
