@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from bridge.config import KafkaConfig
 from bridge.errors import KafkaUnavailable
 from bridge.metrics import Metrics
