@@ -181,6 +181,7 @@ class Bridge:
                     tg.create_task(self._dispatch_loop(), name="dispatch"),
                     tg.create_task(self._publish_loop(), name="publish"),
                     tg.create_task(self._commit_loop(), name="commit"),
+                    tg.create_task(self._health_loop(), name="health"),
                 ]
                 await stop.wait()
                 await self._drain()
@@ -283,7 +284,9 @@ class Bridge:
         waited = round(self.clock() - self.started_at)
         if self.kafka_wait.active:
             self._report_kafka_wait(self.kafka_wait.due(self.clock()))
-        elif self.consumer is not None and not self.joined:
+        elif self.consumer is None:
+            log.info("kafka_connecting", bootstrap=self.config.kafka.bootstrap, waited_s=waited)
+        elif not self.joined:
             log.info(
                 "kafka_waiting_for_partitions",
                 group=self.config.kafka.group_id,
@@ -619,6 +622,12 @@ class Bridge:
             await self._commit()
             self._update_lag()
             self._apply_pause()
+
+    async def _health_loop(self) -> None:
+        """Once a second, apart from commits (which may wait for their deadline): is fetching answered,
+        does the broker's state make the bridge unready, is an outage summary due."""
+        while True:
+            await asyncio.sleep(1.0)  # a periodic timer, not synchronisation
             self._check_fetch()
             self._report_broker()
             self._outage_summary(self.clock())
