@@ -291,7 +291,7 @@ class Bridge:
                 "kafka_waiting_for_partitions",
                 group=self.config.kafka.group_id,
                 waited_s=waited,
-                message="joined the brokers; waiting for the group coordinator to assign partitions",
+                message="connected to the brokers; waiting for the group coordinator to assign partitions",
             )
 
     async def _drain(self) -> None:
