@@ -336,3 +336,36 @@ async def test_closes_are_named_for_what_they_were(
         "drain deadline reached with 6 records left for the next owner of their partitions"
     )
     assert _events(proc, "bridge_stopped")[0]["left_for_next_owner"] == 6
+
+
+async def test_recycling_is_staggered_and_costs_no_info_lines(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """Four sessions with a 2 s maximum age: each opens with an age of its own (so they never recycle
+    together), they recycle again and again, and at INFO level the log shows only the first opens."""
+    topics = await make_topics(new_topic, partitions=1)
+    async with Emulator(api_key=API_KEY) as emu:
+        env = bridge_env(kafka_bootstrap, emu.url, topics, BRIDGE_POOL_SIZE="4", BRIDGE_SESSION_MAX_AGE_S="2")
+        proc = BridgeProcess(env, str(tmp_path / "recycle.log")).start()
+        try:
+            await wait_for(lambda: proc.has_event("bridge_started"), 60, "bridge_started")
+            deadline = time.monotonic() + 60
+            while await _reconnects(proc.http_port, "recycled") < 8:
+                assert time.monotonic() < deadline, "the sessions did not recycle"
+                await asyncio.sleep(0.2)
+        finally:
+            assert await proc.stop() == 0
+    opens = _events(proc, "hume_session_open")
+    assert len(opens) == 4, opens
+    for e in opens:  # session i recycles in its own band: 2 s x (1 - 0.2 x [i, i + 1) / 4)
+        low, high = 2.0 * (1 - 0.2 * (e["session"] + 1) / 4), 2.0 * (1 - 0.2 * e["session"] / 4)
+        assert low - 0.005 <= e["recycle_after_s"] <= high + 0.005, opens
+    assert not [e for e in _events(proc, "hume_session_closed") if e["reason"] == "recycled"]
+
+
+async def _reconnects(port: int, reason: str) -> float:
+    _, text = await http_get_raw(port, "/metrics")
+    for line in text.decode().splitlines():
+        if line.startswith(f'hume_bridge_reconnects_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0

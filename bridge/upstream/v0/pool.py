@@ -98,6 +98,7 @@ class _Session:
     outbox: asyncio.Queue[bytes] | None = None  # request frames for the writer
     opened_at: float = 0.0
     max_age_s: float = 0.0  # recycle after this long (see recycle_after)
+    recycled: bool = False  # its last connection ended in a planned recycle
     draining: bool = False  # no new requests: recycle once the in-flight ones are answered
     closed_by_us: tuple[CloseReason, UpstreamError] | None = None  # why we closed it, when we did
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the watchdog
@@ -306,7 +307,9 @@ class SessionPool:
         assert ws is not None
         self._set_state(s, "idle")
         self.events.session_up(s.sid)
-        log.info("hume_session_open", session=s.sid, recycle_after_s=round(s.max_age_s, 1))
+        # A planned recycle (close and reopen) is routine: DEBUG, so that it costs no INFO lines every minute.
+        say = log.debug if s.recycled else log.info
+        say("hume_session_open", session=s.sid, recycle_after_s=round(s.max_age_s, 2))
         reason = CloseReason.DROPPED
         code: int | None = None
         error: UpstreamError = ConnectionLost("connection dropped")
@@ -333,7 +336,8 @@ class SessionPool:
                 self.events.lost(s.sid, lost, error if not self._closing else SessionClosed("closing"))
             if self._closing and reason is not CloseReason.SHUTDOWN and s.closed_by_us is None:
                 reason = CloseReason.SHUTDOWN  # ended while the bridge was stopping
-            log.info(
+            s.recycled = reason is CloseReason.RECYCLED
+            (log.debug if s.recycled else log.info)(
                 "hume_session_closed",
                 session=s.sid,
                 reason=reason,
