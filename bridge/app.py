@@ -10,6 +10,11 @@ Decisions live in pure parts: flow control (:mod:`bridge.core.flow`), the outage
 (:mod:`bridge.core.outage`), the publish retry policy (:mod:`bridge.core.publish`), order and settlement
 (:mod:`bridge.core.streams`), commit points (:mod:`bridge.core.offsets`).
 
+Start-up: the HTTP endpoint first (``/readyz`` says what the bridge waits for), then Kafka: while the brokers
+cannot be reached the bridge waits with backoff, saying once where and why (``kafka_unreachable``) and then
+every :data:`SUMMARY_S` (``kafka_still_unreachable``); then it joins the group and says so every
+:data:`PROGRESS_S` until partitions arrive. A signal during start-up stops at once (exit 0).
+
 Shutdown: stop fetching → drain under ``shutdown_drain_s`` → final commit → close. A second signal skips
 the drain.
 """
@@ -27,7 +32,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
@@ -53,18 +58,31 @@ from bridge.core.model import (
     Work,
 )
 from bridge.core.offsets import OffsetTracker
-from bridge.core.outage import OutageMachine
+from bridge.core.outage import BrokerHealth, KafkaOp, OutageMachine, Phase, Recurring, Report
 from bridge.core.outputs import OutputRecord, Topics, render
 from bridge.core.streams import Router
-from bridge.errors import ConfigError, PublishError
+from bridge.errors import ConfigError, KafkaUnavailable, PublishError
 from bridge.http import HttpServer
 from bridge.metrics import Metrics
 from bridge.sink import Sink, largest, publish_error
-from bridge.source import TP, make_consumer, to_kafka
+from bridge.source import (
+    STOP_TIMEOUT_S,
+    TP,
+    describe_kafka_error,
+    make_consumer,
+    start_consumer,
+    stop_consumer,
+    to_kafka,
+)
 from bridge.upstream.adapter import Upstream, UpstreamEvents
 from bridge.upstream.v0.adapter import V0Upstream
 
 log = structlog.get_logger("bridge.app")
+
+PROGRESS_S = 5.0  # how often a start-up that waits says what it waits for
+SUMMARY_S = 30.0  # how often a failure that goes on is summarised
+COMMIT_TIMEOUT_S = 10.0  # the deadline of one offset commit
+FETCH_SILENT_S = 5.0  # no fetch response this long on an unpaused partition counts as fetch failing
 
 
 def make_upstream(
@@ -112,6 +130,12 @@ class Bridge:
         self.consumer: AIOKafkaConsumer | None = None
         self.http: HttpServer | None = None
         self.joined = False
+        self.started_at = clock()
+        self.kafka_wait = Recurring(SUMMARY_S)  # the brokers unreachable at start-up
+        self.broker = BrokerHealth(k.unhealthy_after_s)
+        self.broker_report = Recurring(SUMMARY_S)  # the broker failing beyond the threshold, as logged
+        self._outage_since = self._outage_said = 0.0  # when the upstream outage began, was last summarised
+        self._unpaused_wall = time.time()  # since when fetching has been allowed (wall clock, as aiokafka's)
         self.stopping = False
         self.hard_stop = False
         self._revoking: set[TP] = set()
@@ -135,11 +159,12 @@ class Bridge:
             self.http = HttpServer(cfg.http_host, cfg.http_port, self.metrics.registry, self.readiness)
             await self.http.start()
             stack.push_async_callback(self.http.stop)
-            await self.sink.start()
-            stack.push_async_callback(self.sink.stop)
-            self.consumer = make_consumer(cfg, self._on_revoked, self._on_assigned)
-            await self.consumer.start()
-            stack.push_async_callback(self.consumer.stop)
+            log.info("bridge_starting", kafka=cfg.kafka.bootstrap, http_port=self.http.port)
+            if not await self._unless_stopped(stop, self._start_kafka(stack)):
+                log.info(
+                    "bridge_stopped", during="start-up", waited_s=round(self.clock() - self.started_at, 1)
+                )
+                return
             log.info(
                 "bridge_started",
                 topics=list(cfg.kafka.input_topics),
@@ -147,6 +172,7 @@ class Bridge:
                 pool_size=cfg.hume.pool_size,
                 http_port=self.http.port,
                 idempotent_producer=self.sink.idempotent,
+                startup_s=round(self.clock() - self.started_at, 1),
             )
             async with asyncio.TaskGroup() as tg:
                 loops = [
@@ -155,24 +181,142 @@ class Bridge:
                     tg.create_task(self._dispatch_loop(), name="dispatch"),
                     tg.create_task(self._publish_loop(), name="publish"),
                     tg.create_task(self._commit_loop(), name="commit"),
+                    tg.create_task(self._health_loop(), name="health"),
                 ]
                 await stop.wait()
                 await self._drain()
                 for task in loops[1:]:
                     task.cancel()
                 await self.upstream.close()
-            log.info("bridge_stopped", outstanding=self.tracker.outstanding())
+            left = self.tracker.outstanding()
+            log.info("bridge_stopped", left_for_next_owner=left)
+
+    # -- start-up -------------------------------------------------------------------------------------
+    async def _start_kafka(self, stack: contextlib.AsyncExitStack) -> None:
+        """Producer, then consumer (bootstrap, join, first assignment), each waiting for the brokers."""
+        cfg = self.config
+        await self._wait_for_kafka(self.sink.start)
+        stack.push_async_callback(self.sink.stop)
+
+        async def join() -> None:
+            consumer = self.consumer = make_consumer(cfg, self._on_revoked, self._on_assigned)
+            stack.push_async_callback(self._stop_consumer, consumer)  # also when cancelled half-way
+            log.info("kafka_joining_group", group=cfg.kafka.group_id, topics=list(cfg.kafka.input_topics))
+            try:
+                await start_consumer(consumer, cfg.kafka)
+            except KafkaUnavailable:
+                await stop_consumer(consumer)
+                raise
+
+        await self._wait_for_kafka(join)
+
+    async def _stop_consumer(self, consumer: AIOKafkaConsumer) -> None:
+        # A member that never got partitions has nothing to leave or commit: its join is not waited for.
+        await stop_consumer(consumer, STOP_TIMEOUT_S if self.joined else 0.2)
+
+    async def _wait_for_kafka(self, start: Callable[[], Awaitable[None]]) -> None:
+        """``start()`` again, with backoff, until the brokers answer."""
+        r = self.config.retry
+        backoff = Backoff(r.reconnect_initial_s, r.reconnect_max_s)
+        failures = 0
+        while True:
+            try:
+                await start()
+            except KafkaUnavailable as exc:
+                self._report_kafka_wait(self.kafka_wait.failed(exc.text, self.clock()))
+                await asyncio.sleep(backoff.delay(failures, self.rnd))  # a backoff, not synchronisation
+                failures += 1
+                continue
+            self._report_kafka_wait(self.kafka_wait.ok(self.clock()))
+            return
+
+    def _report_kafka_wait(self, report: Report | None) -> None:
+        if report is None:
+            return
+        bootstrap = self.config.kafka.bootstrap
+        if report.phase is Phase.BEGAN:
+            log.warning(
+                "kafka_unreachable",
+                bootstrap=bootstrap,
+                detail=report.detail,
+                message=f"cannot reach Kafka at {bootstrap}: {report.detail}; waiting for it, with backoff",
+            )
+        elif report.phase is Phase.CONTINUES:
+            log.warning(
+                "kafka_still_unreachable",
+                bootstrap=bootstrap,
+                detail=report.detail,
+                for_s=round(report.for_s),
+                attempts=report.attempts,
+            )
+        else:
+            log.info(
+                "kafka_reachable",
+                bootstrap=bootstrap,
+                after_s=round(report.for_s, 1),
+                attempts=report.attempts,
+            )
+
+    async def _unless_stopped(self, stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> bool:
+        """Run ``work`` unless ``stop`` is set first (then ``work`` is cancelled at once); True when it
+        finished. Says every :data:`PROGRESS_S` what the start-up is waiting for."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                job = tg.create_task(work, name="start-up")
+                stopped = tg.create_task(stop.wait(), name="start-up-stop")
+                while not job.done():
+                    done, _ = await asyncio.wait(
+                        {job, stopped}, timeout=PROGRESS_S, return_when="FIRST_COMPLETED"
+                    )
+                    if stopped in done:
+                        job.cancel()
+                        break
+                    if not done:
+                        self._progress()
+                stopped.cancel()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        return not job.cancelled()
+
+    def _progress(self) -> None:
+        waited = round(self.clock() - self.started_at)
+        if self.kafka_wait.active:
+            self._report_kafka_wait(self.kafka_wait.due(self.clock()))
+        elif self.consumer is None:
+            log.info("kafka_connecting", bootstrap=self.config.kafka.bootstrap, waited_s=waited)
+        elif not self.joined:
+            log.info(
+                "kafka_waiting_for_partitions",
+                group=self.config.kafka.group_id,
+                waited_s=waited,
+                message="connected to the brokers; waiting for the group coordinator to assign partitions",
+            )
 
     async def _drain(self) -> None:
         self.stopping = True
         self._apply_pause()
         deadline = self.clock() + (0.0 if self.hard_stop else self.config.shutdown_drain_s)
         log.info(
-            "bridge_draining", outstanding=self.tracker.outstanding(), deadline_s=self.config.shutdown_drain_s
+            "bridge_draining", unfinished=self.tracker.outstanding(), deadline_s=self.config.shutdown_drain_s
         )
+        started = self.clock()
         await self._settle(lambda: self.tracker.outstanding() == 0 or self.hard_stop, deadline)
         await self._commit()
-        log.info("bridge_drained", outstanding=self.tracker.outstanding())
+        left = self.tracker.outstanding()
+        took = round(self.clock() - started, 1)
+        if left == 0:
+            log.info("bridge_drained", took_s=took, message="every record finished and committed")
+        else:
+            why = "second signal" if self.hard_stop else "drain deadline reached"
+            log.warning(
+                "bridge_drain_incomplete",
+                left_for_next_owner=left,
+                took_s=took,
+                message=f"{why} with {left} records left for the next owner of their partitions "
+                "(processed again from the committed offset)",
+            )
 
     async def _settle(self, done: Callable[[], bool], deadline: float) -> None:
         """Wait until ``done()`` or the deadline, waking on each finished record (and at least every
@@ -185,13 +329,16 @@ class Bridge:
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         reasons: list[str] = []
-        if not self.joined:
+        if self.kafka_wait.active:
+            reasons.append(f"cannot reach Kafka at {self.config.kafka.bootstrap}: {self.kafka_wait.detail}")
+        elif not self.joined:
             reasons.append("consumer has not joined its group")
+        reasons.extend(self.broker.problems(self.clock()))
         if self.upstream.usable() == 0:
             reasons.append("no usable Hume session")
         outage = self.outages.reason
         if outage is not None:
-            reasons.append(f"paused for upstream outage: {outage}")
+            reasons.append(f"paused for upstream outage ({outage}): {self.outages.detail}")
         if self.stopping:
             reasons.append("shutting down")
         ok = not reasons
@@ -257,6 +404,7 @@ class Bridge:
                 consumer.pause(*todo)
         elif paused:
             consumer.resume(*paused)
+            self._unpaused_wall = time.time()
         self.metrics.paused_partitions.set(len(assigned) if want else 0)
         self.metrics.buffered_records.set(flow.records)
         self.metrics.buffered_bytes.set(flow.bytes)
@@ -322,20 +470,47 @@ class Bridge:
 
     def outage_began(self, reason: OutageReason, detail: str) -> None:
         previous = self.outages.reason
-        if not self.outages.begin(reason, detail, self.clock()):
+        now = self.clock()
+        if not self.outages.begin(reason, detail, now):
+            self._outage_summary(now)
             return
         if previous is not None:
             self.metrics.upstream_paused.labels(reason=previous).set(0)
         self.metrics.upstream_paused.labels(reason=reason).set(1)
-        log.warning("upstream_outage", reason=reason, detail=detail)
+        self._outage_since = self._outage_said = now
+        log.warning(
+            "upstream_outage",
+            reason=reason,
+            detail=detail,
+            message=f"consumption paused: {detail}; probing until Hume answers",
+        )
         self._apply_pause()
+
+    def _outage_summary(self, now: float) -> None:
+        """Every SUMMARY_S while an outage lasts: that it still does, and the latest words."""
+        outages = self.outages
+        if outages.reason is None or now - self._outage_said < SUMMARY_S:
+            return
+        self._outage_said = now
+        log.warning(
+            "upstream_outage_continues",
+            reason=outages.reason,
+            detail=outages.detail,
+            for_s=round(now - self._outage_since),
+            probes=outages.probes,
+        )
 
     def recovered(self, evidence: Evidence) -> None:
         probes = self.outages.probes
         ended = self.outages.recovered(evidence)
         if ended is None:
             return
-        log.info("upstream_recovered", reason=ended, probes=probes)
+        log.info(
+            "upstream_recovered",
+            reason=ended,
+            probes=probes,
+            after_s=round(self.clock() - self._outage_since, 1),
+        )
         self.metrics.upstream_paused.labels(reason=ended).set(0)
         self._apply_pause()
         self._kick.set()
@@ -402,6 +577,7 @@ class Bridge:
             m.errors_total.labels(code=output.error.code, origin=output.error.origin).inc()
         for w in output.warnings:
             m.warnings_total.labels(code=w.code).inc()
+        self.broker.ok(KafkaOp.PRODUCE)
         log.debug("output_acknowledged", source=output.records[0].source.ref, outcome=output.kind)
         self.router.acked(output)
         self._flush()
@@ -411,6 +587,9 @@ class Bridge:
         a backoff of its own (only its stream waits)."""
         refused = not failure.retriable
         self.metrics.publish_failures_total.labels(reason="refused" if refused else "retriable").inc()
+        if not refused:
+            detail = f"the broker did not take an output ({failure.reason})"
+            self.broker.failed(KafkaOp.PRODUCE, detail, self.clock())
         log.warning(
             "publish_failed",
             error=failure.reason,
@@ -444,6 +623,15 @@ class Bridge:
             self._update_lag()
             self._apply_pause()
 
+    async def _health_loop(self) -> None:
+        """Once a second, apart from commits (which may wait for their deadline): is fetching answered,
+        does the broker's state make the bridge unready, is an outage summary due."""
+        while True:
+            await asyncio.sleep(1.0)  # a periodic timer, not synchronisation
+            self._check_fetch()
+            self._report_broker()
+            self._outage_summary(self.clock())
+
     async def _commit(self, only: set[TP] | None = None) -> None:
         consumer = self.consumer
         if consumer is None:
@@ -455,14 +643,54 @@ class Bridge:
             if not offsets:
                 return
             try:
-                await consumer.commit(to_kafka(offsets))
-            except KafkaError as exc:
+                async with asyncio.timeout(COMMIT_TIMEOUT_S):
+                    await consumer.commit(to_kafka(offsets))
+            except (KafkaError, TimeoutError) as exc:
                 self.metrics.commit_failures_total.inc()
-                log.warning("commit_failed", error=type(exc).__name__, partitions=len(offsets))
+                detail = describe_kafka_error(exc)
+                self.broker.failed(KafkaOp.COMMIT, detail, self.clock())
+                log.warning("commit_failed", error=detail, partitions=len(offsets))
                 return
+            self.broker.ok(KafkaOp.COMMIT)
             self.tracker.committed(offsets)
             self.metrics.commits_total.inc()
             log.debug("offsets_committed", offsets={f"{t}/{p}": o for (t, p), o in offsets.items()})
+
+    def _check_fetch(self) -> None:
+        """Fetch is failing when an unpaused partition has had no fetch response for a while (aiokafka
+        keeps fetching unpaused partitions and retries a broker that is away without raising)."""
+        consumer = self.consumer
+        if consumer is None or not self.joined:
+            return
+        paused = consumer.paused()
+        now_wall = time.time()
+        silent = 0.0
+        for tp in consumer.assignment():
+            if tp in paused:
+                continue
+            ms = consumer.last_poll_timestamp(tp)
+            last = max(self._unpaused_wall, ms / 1000 if ms else 0.0)
+            silent = max(silent, now_wall - last)
+        if silent >= FETCH_SILENT_S:
+            detail = "no fetch response from the brokers"
+            self.broker.failed(KafkaOp.FETCH, detail, self.clock() - silent)
+        else:
+            self.broker.ok(KafkaOp.FETCH)
+
+    def _report_broker(self) -> None:
+        """Log when the broker's failures make the bridge unready, a summary while they last, the end."""
+        now = self.clock()
+        problems = self.broker.problems(now)
+        rec = self.broker_report
+        report = rec.failed("; ".join(problems), now) if problems else rec.ok(now)
+        if report is None:
+            return
+        if report.phase is Phase.BEGAN:
+            log.warning("kafka_unhealthy", detail=report.detail, message=f"not ready: {report.detail}")
+        elif report.phase is Phase.CONTINUES:
+            log.warning("kafka_still_unhealthy", detail=report.detail, for_s=round(report.for_s))
+        else:
+            log.info("kafka_healthy", after_s=round(report.for_s, 1))
 
     def _update_lag(self) -> None:
         consumer = self.consumer
@@ -479,6 +707,7 @@ class Bridge:
 
     async def _on_assigned(self, tps: list[TP]) -> None:
         self.joined = True
+        self._unpaused_wall = time.time()  # fetching these partitions starts now
         for tp in tps:
             self.tracker.assign(tp)
         self.metrics.rebalances_total.labels(kind="assigned").inc()
@@ -487,9 +716,9 @@ class Bridge:
 
     async def _on_revoked(self, tps: list[TP]) -> None:
         owned = [tp for tp in tps if self.tracker.is_assigned(tp)]
-        self.metrics.rebalances_total.labels(kind="revoked").inc()
         if not owned:
-            return
+            return  # nothing of ours (the empty revocation before a first assignment): no rebalance
+        self.metrics.rebalances_total.labels(kind="revoked").inc()
         self._revoking.update(owned)
         router = self.router
         try:

@@ -84,6 +84,7 @@ class KafkaConfig:
     max_poll_interval_ms: int = 300_000
     linger_ms: int = 5
     max_request_bytes: int = 16 * 1024 * 1024  # the largest output record the producer sends
+    unhealthy_after_s: float = 15.0  # fetch, produce or commit failing this long: not ready
     auto_offset_reset: str = "earliest"
 
 
@@ -527,6 +528,13 @@ SETTINGS: tuple[Setting, ...] = (
         "kafka.max_request_bytes",
         Integer(1024, 1024 * 1024 * 1024),
         "largest output record the producer sends; a larger outcome becomes OUTPUT_TOO_LARGE",
+        _C,
+    ),
+    Setting(
+        "BRIDGE_KAFKA_UNHEALTHY_AFTER_S",
+        "kafka.unhealthy_after_s",
+        Number(1, 3600),
+        "fetch, produce or commit failing this long makes /readyz answer 503 with the reason, s",
         _C,
     ),
     Setting("BRIDGE_POOL_SIZE", "hume.pool_size", Integer(1, 1024), "Hume WebSocket sessions", _S),

@@ -5,6 +5,7 @@ Exceptions, one hierarchy under one base; the type says whose side failed and wh
     BridgeError
     ├── ConfigError                 bad configuration: start-up fails with every bad setting named
     ├── MediaError                  bad input record; never escapes: becomes an error outcome (code below)
+    ├── KafkaUnavailable            the brokers cannot be reached at start-up: waited for with backoff
     ├── PublishError                the broker did not take an output record
     │   ├── PublishRetriable        transient: published again after a per-stream backoff
     │   └── PublishRefused          for good (too large, invalid): replaced by an error outcome
@@ -76,6 +77,14 @@ class MediaError(BridgeError):
         self.code = code
         self.message = message
         super().__init__(f"{code}: {message}")
+
+
+class KafkaUnavailable(BridgeError):
+    """The Kafka client could not connect; ``text`` says where and why, in words."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__(text)
 
 
 class PublishError(BridgeError):

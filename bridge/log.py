@@ -11,11 +11,12 @@ lines per window, each with a timestamp.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -99,6 +100,28 @@ class RateLimit(logging.Filter):
             window.suppressed += 1
             return False
         return True
+
+
+class _Mute(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+@contextlib.contextmanager
+def muted(logger: str, *prefixes: str) -> Iterator[None]:
+    """Drop ``logger``'s records whose message template starts with one of ``prefixes`` for the block: for
+    library lines about a failure the bridge reports itself, in words (a start-up waiting for Kafka)."""
+    target = logging.getLogger(logger)
+    flt = _Mute(prefixes)
+    target.addFilter(flt)
+    try:
+        yield
+    finally:
+        target.removeFilter(flt)
 
 
 def _shared(level_from_record: bool) -> list[Processor]:

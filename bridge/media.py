@@ -106,6 +106,27 @@ def _mpeg_audio_type(data: bytes) -> str | None:
     return "audio/mpeg"
 
 
+# The formats :func:`sniff` recognises and the bridge reads, as UNSUPPORTED_MEDIA lists them (AVIF and HEIC
+# are recognised only to be named in their rejection).
+SNIFFED_FORMATS = (
+    "WAV",
+    "MP3",
+    "AAC",
+    "FLAC",
+    "Ogg",
+    "AIFF",
+    "MP4",
+    "M4A",
+    "WebM",
+    "Matroska",
+    "PNG",
+    "JPEG",
+    "GIF",
+    "WebP",
+    "UTF-8 text",
+)
+
+
 def sniff(data: bytes) -> str | None:
     """The content type the bytes announce, for records without a ``content-type`` header.
 

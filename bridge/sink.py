@@ -2,7 +2,9 @@
 
 Idempotence ``auto`` asks for it and falls back, with a warning log and a metric, only when the broker
 answers the producer-id request with a refusal (as the embedded broker does); a broker that cannot be
-reached is not a refusal and fails the start. ``on`` makes a refusal fatal; ``off`` never asks.
+reached is not a refusal: :meth:`Sink.start` raises :class:`~bridge.errors.KafkaUnavailable` naming the
+addresses and the cause, and the app waits for the brokers. ``on`` makes a refusal fatal; ``off`` never
+asks.
 
 Every producer error is mapped here, once, to a :class:`~bridge.errors.PublishError`: refused for good
 when the record itself is the problem (over a size limit, invalid), retriable otherwise.
@@ -23,17 +25,19 @@ from aiokafka.errors import (
     CorruptRecordException,
     InvalidMessageError,
     InvalidTimestampError,
+    KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     RecordTooLargeError,
 )
 
+from bridge import log as log_mod
 from bridge.config import KafkaConfig
 from bridge.core.outputs import OutputRecord
 from bridge.errors import PublishError, PublishRefused, PublishRetriable
 from bridge.metrics import Metrics
-from bridge.source import client_options
+from bridge.source import BOOTSTRAP_LINES, client_options, unavailable
 
 log = structlog.get_logger("bridge.sink")
 
@@ -94,17 +98,31 @@ class Sink:
         )
 
     async def start(self) -> None:
+        """Start the producer; :class:`~bridge.errors.KafkaUnavailable` when the brokers cannot be reached
+        (the producer is closed again)."""
+        try:
+            await self._start()
+        except KafkaConnectionError as exc:
+            raise await unavailable(self.cfg, exc) from exc
+
+    async def _start(self) -> None:
         mode = self.cfg.idempotence
         if mode != "off":
             producer = self._producer(True)
             try:
-                with _quiet_refusal():
+                with _quiet_refusal(), log_mod.muted("aiokafka", *BOOTSTRAP_LINES):
                     await producer.start()
             except BrokerResponseError as exc:
                 await producer.stop()
                 if mode == "on":
                     raise
-                log.warning("producer_idempotence_refused", error=type(exc).__name__, fallback="acks=all")
+                log.warning(
+                    "producer_idempotence_refused",
+                    error=type(exc).__name__,
+                    fallback="acks=all",
+                    message="the broker refused an idempotent producer id; publishing with acks=all "
+                    "without idempotence (set BRIDGE_KAFKA_IDEMPOTENCE=off to skip asking)",
+                )
                 self.metrics.idempotence_disabled.set(1)
             except BaseException:
                 await producer.stop()
@@ -114,7 +132,8 @@ class Sink:
                 return
         producer = self._producer(False)
         try:
-            await producer.start()
+            with log_mod.muted("aiokafka", *BOOTSTRAP_LINES):
+                await producer.start()
         except BaseException:
             await producer.stop()
             raise

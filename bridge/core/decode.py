@@ -123,7 +123,7 @@ def _content_type(value: bytes, headers: dict[str, bytes]) -> str:
     if sniffed is None:
         raise MediaError(
             Code.UNSUPPORTED_MEDIA,
-            "no content-type header and the bytes are not a recognised format (WAV, MP3, MP4, WebM, PNG, "
-            "JPEG, UTF-8 text)",
+            "no content-type header and the bytes are not a recognised format (recognised: "
+            f"{', '.join(media.SNIFFED_FORMATS)})",
         )
     return str(sniffed)

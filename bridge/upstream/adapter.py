@@ -49,7 +49,12 @@ class UpstreamEvents(Protocol):
 
     def lost(self, works: Sequence[Work], reason: LossReason, error: ErrorInfo) -> None: ...
 
-    def outage_began(self, reason: OutageReason, detail: str) -> None: ...
+    def outage_began(self, reason: OutageReason, detail: str) -> None:
+        """The account as a whole cannot be served. ``detail`` says what failed in words a person can act
+        on, as :mod:`bridge.failures` puts them ("HTTP 401 from Hume: check HUME_API_KEY", "DNS lookup of
+        api.hume.ai failed (…)"); the core logs it once per outage, summarises it while the outage lasts and
+        shows it in ``/readyz``. Call it again with new words as often as it fails: only the words change."""
+        ...
 
     def recovered(self, evidence: Evidence) -> None: ...
 

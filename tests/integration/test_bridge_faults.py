@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
+from typing import Any
 
 import orjson
 
 from bridge.metrics import Metrics
 from bridge.tools import samples
+from bridge.tools.embedded import free_port
 from bridge.tools.emulator import Emulator, Faults
 from tests.conftest import TopicFactory
 from tests.integration.harness import (
     API_KEY,
+    BridgeProcess,
     Collector,
     Out,
     Record,
     Topics,
     bridge_config,
+    bridge_env,
     make_topics,
     outcome_sources,
     outcomes,
@@ -108,6 +114,13 @@ async def test_refused_key_pauses_without_error_outcomes_and_resumes(
             status, body = await http_get(port, "/readyz")
             assert status == 503
             assert body["outage"] == "key_refused"
+            assert body["outage_detail"] == "HTTP 401 from Hume: check HUME_API_KEY"
+            assert (
+                "paused for upstream outage (key_refused): HTTP 401 from Hume: check HUME_API_KEY"
+                in (
+                    body["reasons"]  # type: ignore[operator]
+                )
+            )
             refused_before = sum(emu.stats.snapshot()["connections_refused"].values())
             await wait_for(
                 lambda: sum(emu.stats.snapshot()["connections_refused"].values()) >= refused_before + 3,
@@ -233,3 +246,126 @@ async def test_sessions_are_recycled_when_old_without_failing_requests(
     assert col.on(topics.errors) == []
     assert {r.value["attempts"] for r in col.on(topics.predictions)} == {1}
     assert counter(metrics, "hume_bridge_retries_total", reason="connection_lost") == 0
+
+
+def _raw(proc: BridgeProcess) -> str:
+    return Path(proc.log_path).read_text(errors="replace")
+
+
+def _events(proc: BridgeProcess, name: str) -> list[dict[str, Any]]:
+    return [line for line in proc.log_lines() if line.get("event") == name]
+
+
+async def test_unreachable_hume_is_said_once_in_words_for_the_whole_pool(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """Nothing listens at BRIDGE_HUME_URL: eight sessions retrying, each more than twice, give one warning
+    that names the address and the cause (not one per session per retry, not an exception's class name),
+    one upstream_outage, and /readyz in the same words."""
+    topics = await make_topics(new_topic, partitions=1)
+    port = free_port()
+    env = bridge_env(kafka_bootstrap, f"ws://127.0.0.1:{port}", topics)
+    proc = BridgeProcess(env, str(tmp_path / "unreachable.log")).start()
+    words = f"connection refused by 127.0.0.1:{port}"
+    try:
+        await wait_for(lambda: proc.has_event("upstream_outage"), 30, "the outage is noticed")
+        status, body = await http_get(proc.http_port, "/readyz")
+        assert status == 503 and body["outage"] == "unreachable"
+        assert body["outage_detail"] == words
+        deadline = time.monotonic() + 30
+        while await _failed_handshakes(proc.http_port) < 24:
+            assert time.monotonic() < deadline, "the sessions did not retry"
+            await asyncio.sleep(0.2)
+    finally:
+        assert await proc.stop() == 0
+    failed = _events(proc, "hume_connect_failed")
+    assert len(failed) == 1, failed
+    assert failed[0]["detail"] == words and failed[0]["level"] == "warning"
+    assert "ConnectionRefusedError" not in _raw(proc)
+    outages = _events(proc, "upstream_outage")
+    assert len(outages) == 1 and outages[0]["detail"] == words
+
+
+async def _failed_handshakes(port: int) -> float:
+    _, text = await http_get_raw(port, "/metrics")
+    for line in text.decode().splitlines():
+        if line.startswith('hume_bridge_reconnects_total{reason="handshake_failed"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_closes_are_named_for_what_they_were(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """Hume closing idle sessions (code 1001) reads "closed by Hume with code 1001"; the bridge's own
+    shutdown with requests in flight reads "shutdown" with how many were left unanswered, and a drain cut
+    short says how many records are left for the next owner (not "idle_timeout", "dropped" or
+    "outstanding")."""
+    topics = await make_topics(new_topic, partitions=1)
+    faults = Faults(idle_timeout_s=0.5, idle_close_code=1001)
+    async with Emulator(api_key=API_KEY, faults=faults) as emu:
+        env = bridge_env(
+            kafka_bootstrap, emu.url, topics, BRIDGE_POOL_SIZE="2", BRIDGE_SHUTDOWN_DRAIN_S="0.5"
+        )
+        proc = BridgeProcess(env, str(tmp_path / "closes.log")).start()
+        try:
+            await wait_for(
+                lambda: any(
+                    e.get("reason") == "closed_by_hume" for e in _events(proc, "hume_session_closed")
+                ),
+                30,
+                "an idle close by Hume",
+            )
+            emu.faults.idle_timeout_s = None
+            emu.faults.latency_s = 30.0
+            await produce(kafka_bootstrap, topics.media, text_records(3, 2))
+            await wait_for(lambda: emu.stats.snapshot()["in_flight"] >= 2, 30, "requests in flight")
+        finally:
+            assert await proc.stop() == 0
+    closed = _events(proc, "hume_session_closed")
+    by_hume = [e for e in closed if e["reason"] == "closed_by_hume"]
+    assert by_hume[0]["code"] == 1001 and by_hume[0]["message"] == "closed by Hume with code 1001"
+    shutdown = [e for e in closed if e["reason"] == "shutdown"]
+    assert len(shutdown) == 2, closed
+    assert sum(e["unanswered"] for e in shutdown) == 2
+    assert any("left for the next owner of their partitions" in e["message"] for e in shutdown)
+    assert not [e for e in closed if e["reason"] in ("idle_timeout", "dropped")]
+    incomplete = _events(proc, "bridge_drain_incomplete")
+    assert len(incomplete) == 1 and incomplete[0]["left_for_next_owner"] == 6
+    assert incomplete[0]["message"].startswith(
+        "drain deadline reached with 6 records left for the next owner of their partitions"
+    )
+    assert _events(proc, "bridge_stopped")[0]["left_for_next_owner"] == 6
+
+
+async def test_recycling_is_staggered_and_costs_no_info_lines(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """Four sessions with a 2 s maximum age: each opens with an age of its own (so they never recycle
+    together), they recycle again and again, and at INFO level the log shows only the first opens."""
+    topics = await make_topics(new_topic, partitions=1)
+    async with Emulator(api_key=API_KEY) as emu:
+        env = bridge_env(kafka_bootstrap, emu.url, topics, BRIDGE_POOL_SIZE="4", BRIDGE_SESSION_MAX_AGE_S="2")
+        proc = BridgeProcess(env, str(tmp_path / "recycle.log")).start()
+        try:
+            await wait_for(lambda: proc.has_event("bridge_started"), 60, "bridge_started")
+            deadline = time.monotonic() + 60
+            while await _reconnects(proc.http_port, "recycled") < 8:
+                assert time.monotonic() < deadline, "the sessions did not recycle"
+                await asyncio.sleep(0.2)
+        finally:
+            assert await proc.stop() == 0
+    opens = _events(proc, "hume_session_open")
+    assert len(opens) == 4, opens
+    for e in opens:  # session i recycles in its own band: 2 s x (1 - 0.2 x [i, i + 1) / 4)
+        low, high = 2.0 * (1 - 0.2 * (e["session"] + 1) / 4), 2.0 * (1 - 0.2 * e["session"] / 4)
+        assert low - 0.005 <= e["recycle_after_s"] <= high + 0.005, opens
+    assert not [e for e in _events(proc, "hume_session_closed") if e["reason"] == "recycled"]
+
+
+async def _reconnects(port: int, reason: str) -> float:
+    _, text = await http_get_raw(port, "/metrics")
+    for line in text.decode().splitlines():
+        if line.startswith(f'hume_bridge_reconnects_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0

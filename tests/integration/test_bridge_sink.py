@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
 
 from bridge.config import KafkaConfig
+from bridge.errors import KafkaUnavailable
 from bridge.metrics import Metrics
 from bridge.sink import Sink
 from bridge.tools.embedded import free_port
@@ -34,10 +34,13 @@ async def test_broker_refusing_producer_ids_falls_back_without_an_error_log(
 
 
 async def test_unreachable_broker_is_not_taken_for_a_refusal_of_idempotence() -> None:
-    """No broker at the address: start-up fails with the connection error; idempotence was not refused."""
+    """No broker at the address: start-up fails with the bridge's own error, naming the address and the
+    cause in words; idempotence was not refused."""
     metrics = Metrics()
-    sink = Sink(KafkaConfig(bootstrap=f"127.0.0.1:{free_port()}"), metrics)
-    with pytest.raises(KafkaConnectionError):
+    address = f"127.0.0.1:{free_port()}"
+    sink = Sink(KafkaConfig(bootstrap=address), metrics)
+    with pytest.raises(KafkaUnavailable) as raised:
         await sink.start()
+    assert raised.value.text == f"connection refused by {address}"
     assert sink.producer is None
     assert metrics.registry.get_sample_value("hume_bridge_producer_idempotence_disabled") == 0

@@ -104,3 +104,15 @@ def test_record_without_key_is_a_stream_of_its_own() -> None:
     a = decode(InputRecord(Source("m", 0, 1, None), None, b"hi", ()), SETTINGS, 0.0)
     b = decode(InputRecord(Source("m", 0, 2, None), None, b"hi", ()), SETTINGS, 0.0)
     assert a.stream != b.stream
+
+
+def test_unsupported_media_names_every_format_the_bridge_recognises() -> None:
+    """Bytes without a content-type that match no format: the message lists every format the sniffer
+    recognises, GIF, WebP, FLAC and Ogg included, so a producer knows what it may send."""
+    work = decode(rec(b"\x00\x01\x02\xff"), SETTINGS, 0.0)
+    assert work.rejection is not None and work.rejection.code == "UNSUPPORTED_MEDIA"
+    message = work.rejection.message
+    for name in ("WAV", "MP3", "AAC", "FLAC", "Ogg", "AIFF", "MP4", "WebM", "Matroska", "PNG", "JPEG"):
+        assert name in message, name
+    for name in ("GIF", "WebP", "UTF-8 text"):
+        assert name in message, name

@@ -96,3 +96,12 @@ def test_transient_publish_failures_back_off_per_output_and_a_refused_error_wait
     )
     again = publish.decide(error, PublishRefused("InvalidMessageError", 10), 0.0, backoff, rnd, 1024)
     assert isinstance(again, publish.RetryAt) and again.at >= 2.5
+
+
+def test_an_outage_that_goes_on_keeps_the_latest_words() -> None:
+    """The same outage reported again is not a new outage, but its words follow what fails now."""
+    machine = OutageMachine(Backoff(1.0, 60.0), random.Random(1))
+    assert machine.begin(OutageReason.UNREACHABLE, "DNS lookup of api.hume.ai failed (x)", 0.0)
+    assert not machine.begin(OutageReason.UNREACHABLE, "connection refused by api.hume.ai:443", 5.0)
+    assert machine.detail == "connection refused by api.hume.ai:443"
+    assert machine.recovered(Evidence.CONNECTED) is OutageReason.UNREACHABLE and machine.detail == ""
