@@ -49,6 +49,7 @@ from bridge.core.model import (
     LossReason,
     OutageReason,
     Output,
+    OutputKind,
     Source,
     Work,
 )
@@ -63,6 +64,7 @@ from bridge.sink import Sink, largest, publish_error
 from bridge.source import TP, make_consumer, to_kafka
 from bridge.upstream.adapter import Upstream, UpstreamEvents
 from bridge.upstream.v0.adapter import V0Upstream
+from bridge.upstream.v1.adapter import V1Upstream
 
 log = structlog.get_logger("bridge.app")
 
@@ -71,9 +73,19 @@ def make_upstream(
     config: Config, events: UpstreamEvents, metrics: Metrics, clock: Callable[[], float], rnd: random.Random
 ) -> Upstream:
     """The adapter for the configured API; the only place that names one (a v1 adapter plugs in here)."""
-    if config.hume.protocol == "v0":
+    if config.hume.api == "v1":
+        return V1Upstream(config, events, metrics, clock=clock, rnd=rnd)
+    if config.hume.api == "v0":
         return V0Upstream(config.hume, config.retry, events, metrics, clock=clock, rnd=rnd)
-    raise ConfigError([f"BRIDGE_HUME_PROTOCOL: no upstream adapter for {config.hume.protocol!r}"])
+    raise ConfigError([f"BRIDGE_HUME_API: no upstream adapter for {config.hume.api!r}"])
+
+
+# The outcome label a done record counts under (hume_bridge_records_total{outcome}): v1 records covered
+# by no measurement are silent.
+OUTCOME_LABELS: dict[str, dict[OutputKind | None, str | None]] = {
+    "v0": {OutputKind.PREDICTION: "prediction", OutputKind.ERROR: "error", None: None},
+    "v1": {OutputKind.PREDICTION: "measured", OutputKind.ERROR: "error", None: "silent"},
+}
 
 
 class Bridge:
@@ -107,7 +119,8 @@ class Bridge:
         self.outages = OutageMachine(Backoff(r.outage_probe_initial_s, r.outage_probe_max_s), self.rnd)
         self.publish_backoff = Backoff(r.backoff_initial_s, r.backoff_max_s)
         k = config.kafka
-        self.topics = Topics(k.predictions_topic, k.errors_topic, k.warnings_topic)
+        self.topics = Topics(k.predictions_topic, k.errors_topic, k.warnings_topic, config.hume.api)
+        self._outcome_labels = OUTCOME_LABELS[config.hume.api]
         self.sink = Sink(k, self.metrics)
         self.consumer: AIOKafkaConsumer | None = None
         self.http: HttpServer | None = None
@@ -166,6 +179,7 @@ class Bridge:
     async def _drain(self) -> None:
         self.stopping = True
         self._apply_pause()
+        self.upstream.drain()
         deadline = self.clock() + (0.0 if self.hard_stop else self.config.shutdown_drain_s)
         log.info(
             "bridge_draining", outstanding=self.tracker.outstanding(), deadline_s=self.config.shutdown_drain_s
@@ -355,8 +369,9 @@ class Bridge:
             for work in router.done:
                 if tracker.finish(work.source.tp, work.source.offset):
                     flow.release(work.size)
-                if work.kind is not None:
-                    m.records_by_outcome[work.kind].inc()
+                label = self._outcome_labels[work.kind]
+                if label is not None:
+                    m.records_by_outcome[label].inc()
                 m.processing_seconds.observe(max(0.0, now - work.consumed_at))
             router.done.clear()
             self._settled.set()
@@ -494,6 +509,7 @@ class Bridge:
         router = self.router
         try:
             router.freeze(owned)
+            self.upstream.release(owned)
             budget = 0.0 if self.hard_stop else self.config.revoke_drain_s
             await self._settle(lambda: router.busy(owned) == 0, self.clock() + budget)
             abandoned = router.busy(owned)

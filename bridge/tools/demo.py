@@ -149,6 +149,7 @@ async def run_demo(args: argparse.Namespace, console: Console, watch: LogWatch) 
                 {
                     **LOCAL_ENV,  # idempotence off and a short session timeout: a fast start on this broker
                     "HUME_API_KEY": api_key,
+                    "BRIDGE_HUME_API": "v0",
                     "BRIDGE_HUME_URL": emu.url,
                     "BRIDGE_KAFKA_BOOTSTRAP": broker.bootstrap,
                     "BRIDGE_HTTP_HOST": "127.0.0.1",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bridge.config import HumeConfig, RetryConfig
@@ -76,6 +76,12 @@ class V0Upstream:
             m.usage_images_total.inc(usage.images)
         if usage.text_chars:
             m.usage_text_characters_total.inc(usage.text_chars)
+
+    def drain(self) -> None:
+        """Nothing to ask for: every v0 request gets its own reply."""
+
+    def release(self, tps: Iterable[tuple[str, int]]) -> None:
+        """As :meth:`drain`."""
 
     async def run(self) -> None:
         await self.pool.run()
