@@ -294,7 +294,13 @@ class Call:
 
 
 def call_audio(
-    key: str, pieces: list[tuple[str, int]], chunk_ms: int = 250, *, wav: bool = False, end: bool = True
+    key: str,
+    pieces: list[tuple[str, int]],
+    chunk_ms: int = 250,
+    *,
+    wav: bool = False,
+    end: bool = True,
+    hz: float = 440.0,
 ) -> Call:
     """A call of ``pieces`` (("speech"|"silence", ms)), in ``chunk_ms`` records with offsets; raw PCM
     (audio/pcm) or WAV chunks; the last record says hume-end-of-stream."""
@@ -303,7 +309,7 @@ def call_audio(
     pcm = b""
     at = 0
     for kind, ms in pieces:
-        pcm += v1t.tone(ms, start_ms=at) if kind == "speech" else v1t.silence(ms)
+        pcm += v1t.tone(ms, hz=hz, start_ms=at) if kind == "speech" else v1t.silence(ms)
         at += ms
     step = chunk_ms * 32
     records: list[Record] = []
