@@ -235,3 +235,34 @@ async def test_session_cap_reached_pauses_and_resumes(kafka_bootstrap: str, new_
         emu.faults.max_sessions_per_key = None
 
     await _outage(kafka_bootstrap, new_topic, Faults(**V1_FAULTS, max_sessions_per_key=0), heal)
+
+
+async def test_a_stream_failing_while_hume_is_healthy_ends_in_retries_exhausted(
+    kafka_bootstrap: str, new_topic: Any
+) -> None:
+    """Every session of the stream ends in an audio internal_error at its 5th frame: its unsettled records
+    go again up to BRIDGE_MAX_ATTEMPTS times, then each becomes a RETRIES_EXHAUSTED error outcome, in
+    order; the bridge never pauses (Hume is healthy)."""
+    call = call_audio("failing", [("silence", 300), ("speech", 900)])
+    total = len(call.records)
+    topics: Topics = await make_topics(new_topic)
+    metrics = Metrics()
+    faults = Faults(**V1_FAULTS, audio_internal_error_at_frame=5)
+    async with Emulator(api_key=API_KEY, faults=faults) as emu:
+        config = v1_config(kafka_bootstrap, emu.http_url, topics, BRIDGE_MAX_ATTEMPTS="3")
+        async with (
+            Collector(kafka_bootstrap, topics.outputs) as col,
+            running_bridge(config, metrics) as bridge,
+        ):
+            await produce(kafka_bootstrap, topics.media, call.records)
+            await wait_for(lambda: _settled(metrics) >= total, 60, "every record settled or errored")
+            assert bridge.outage is None
+            await col.until(lambda rs: len(col.on(topics.errors)) >= total - 1, 30, "the error outcomes")
+    errors = sorted(col.on(topics.errors), key=lambda r: r.offset)
+    assert [e.value["error"]["code"] for e in errors] == ["RETRIES_EXHAUSTED"] * (total - 1)
+    assert [e.value["source"]["offset"] for e in errors] == sorted(
+        e.value["source"]["offset"] for e in errors
+    )
+    assert all(e.value["api"] == "v1" for e in errors)
+    assert all(e.value["attempts"] == 3 for e in errors)
+    assert _count(metrics, "hume_bridge_records_total", {"outcome": "silent"}) == 1
