@@ -33,8 +33,9 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.asyncio
 
-# Two utterances in 4 s, sent at real time.
-CALL = [("silence", 300), ("speech", 1200), ("silence", 700), ("speech", 1200), ("silence", 600)]
+# Two utterances in 2.6 s, sent at real time; the second ends at 2400 ms.
+CALL = [("silence", 200), ("speech", 800), ("silence", 600), ("speech", 800), ("silence", 200)]
+LAST_SPEECH_END_MS = 2400
 REALTIME = {"BRIDGE_V1_PACING_LEAD_S": "0.2", "BRIDGE_V1_IDLE_CLOSE_S": "5"}
 
 
@@ -49,7 +50,7 @@ def _settled(metrics: Metrics) -> float:
 
 
 def _assert_resumed_in_order(
-    emu: Emulator, calls: list[Call], preds: list[Out], *, min_sessions: int, speech_end_ms: int = 3400
+    emu: Emulator, calls: list[Call], preds: list[Out], *, min_sessions: int, speech_end_ms: int = LAST_SPEECH_END_MS
 ) -> None:
     """Per call (each has its own tone, so sessions are told apart by their audio): every session that
     carried it received a contiguous run of it, from a record boundary, without gap or repeat; the
@@ -80,7 +81,7 @@ def _assert_resumed_in_order(
         assert reach >= speech_end_ms * 32
 
 
-def _last_measured(records: list[Out], calls: list[Call], end_ms: int = 3400) -> bool:
+def _last_measured(records: list[Out], calls: list[Call], end_ms: int = LAST_SPEECH_END_MS) -> bool:
     """Every call has a measurement ending with its last utterance (stream time; Hume's emulator measures
     in 20 ms windows of the session, which may start mid-window of the call after a resend)."""
     ends = {(r.key, r.value.get("stream_ms", {}).get("end")) for r in records}
@@ -117,10 +118,10 @@ async def _run(
 
 
 async def test_dropped_connections_resume_on_new_sessions(kafka_bootstrap: str, new_topic: Any) -> None:
-    """Connections aborted mid-stream (the 15th message of a session, four times): every record is
+    """Connections aborted mid-stream (the 12th message of a session, four times): every record is
     settled, none is an error, and each call resumed from its first unsettled record."""
     calls = [call_audio(f"drop-{i}", CALL, hz=300 + 40 * i) for i in range(4)]
-    faults = Faults(drop_at_message=15, drop_limit=4)
+    faults = Faults(drop_at_message=12, drop_limit=4)
     emu, records, metrics, topics = await _run(kafka_bootstrap, new_topic, faults, calls)
     assert emu.stats.v1.snapshot()["dropped_connections"] == 4
     assert not [r for r in records if r.topic == topics.errors]
@@ -154,8 +155,8 @@ async def test_idle_timeout_between_parts_of_a_call(kafka_bootstrap: str, new_to
     faults = Faults(idle_timeout_s=0.5)
 
     async def during(emu: Emulator, bridge: Bridge, col: Collector, topics: Topics) -> None:
-        first = [c.records[:8] for c in calls]  # 2 s of each call
-        rest = [c.records[8:] for c in calls]
+        first = [c.records[:6] for c in calls]  # 1.5 s of each call
+        rest = [c.records[6:] for c in calls]
         await produce(kafka_bootstrap, topics.media, interleave(first))
         await emu.wait_until(lambda: emu.stats.v1.snapshot()["closes"].get("idle_timeout", 0) >= 3, 30)
         await produce(kafka_bootstrap, topics.media, interleave(rest))
@@ -209,7 +210,7 @@ async def _outage(
             heal(emu)
             await wait_for(lambda: _settled(metrics) >= total, 60, "every record settled after the outage")
             await wait_for(lambda: bridge.outage is None, 10, "the outage ended")
-            await col.until(lambda rs: _last_measured(rs, calls, 1500), 30, "each call measured")
+            await col.until(lambda rs: _last_measured(rs, calls, 1000), 30, "each call measured")
         assert not col.on(topics.errors)
         assert _count(metrics, "hume_bridge_records_total", {"outcome": "error"}) == 0
         assert len(col.on(topics.predictions)) == 3
