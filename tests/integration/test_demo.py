@@ -9,8 +9,9 @@ import sys
 
 
 def test_demo_shows_the_join_and_ends_clean() -> None:
-    """v0 (``--api v0``): the join line comes before the records are produced; the summary counts every outcome; no warning or
-    error line from the bridge (the embedded broker's settings avoid the idempotent producer's refusal)."""
+    """v0 (``--api v0``): the join line comes before the records are produced; the summary counts every
+    outcome; no warning or error line from the bridge (the embedded broker's settings avoid the idempotent
+    producer's refusal)."""
     env = {**os.environ, "COLUMNS": "200"}
     done = subprocess.run(
         [sys.executable, "-m", "bridge", "demo", "--api", "v0", "--streams", "3", "--records", "2"],

@@ -50,7 +50,12 @@ def _settled(metrics: Metrics) -> float:
 
 
 def _assert_resumed_in_order(
-    emu: Emulator, calls: list[Call], preds: list[Out], *, min_sessions: int, speech_end_ms: int = LAST_SPEECH_END_MS
+    emu: Emulator,
+    calls: list[Call],
+    preds: list[Out],
+    *,
+    min_sessions: int,
+    speech_end_ms: int = LAST_SPEECH_END_MS,
 ) -> None:
     """Per call (each has its own tone, so sessions are told apart by their audio): every session that
     carried it received a contiguous run of it, from a record boundary, without gap or repeat; the
