@@ -2,12 +2,13 @@
 
     python -m bridge.tools.benchmark.v1_capacity --streams 100,200,400 --seconds 20 [--cpu 1]
 
-For each stream count: fresh topics on the embedded broker, ``--seconds`` of call audio per stream produced
-up front as 500 ms raw-PCM records (the bridge paces them out at real time), the emulator as its own
-process, and ``hume-bridge run`` as a child pinned to one core (``taskset -c CPU``). Once every record is
-committed (or the deadline passes), ``/metrics`` is scraped: the pacing-lag histogram gives the share of
-frames sent within 20 ms of their schedule and the bucket holding the 99th percentile; the bridge's CPU
-seconds per wall second come from ``/proc``. Heavy: never part of ``make test``.
+For each stream count: fresh topics on the embedded broker, the emulator as its own process, and
+``hume-bridge run`` as a child pinned to one core (``taskset -c CPU``). The calls are produced as live calls
+arrive: every stream's next 500 ms raw-PCM record each 500 ms, for ``--seconds``. ``/metrics`` is scraped
+after a warm-up (``--warmup-s``: sessions opening) and once every record is committed; the difference of
+the pacing-lag histograms gives the share of frames sent within 20 ms of their schedule and the bucket
+holding the 99th percentile; the bridge's CPU seconds per wall second come from ``/proc``. Heavy: never
+part of ``make test``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", default="100,200,400", help="stream counts to try, comma-separated")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio per stream, s")
     parser.add_argument("--cpu", type=int, default=1, help="core the bridge is pinned to")
+    parser.add_argument("--warmup-s", type=float, default=3.0, help="left out of the lag figures, s")
 
 
 def _call(seconds: float) -> list[bytes]:
@@ -59,12 +61,19 @@ async def _topics(bootstrap: str) -> list[str]:
 
 
 async def _produce(bootstrap: str, topic: str, streams: int, chunks: list[bytes]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    """Every stream's records at real time, the streams' starts spread over one record (as calls begin
+    at any moment, not all on the same millisecond)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     n = 0
+    period = CHUNK_MS / 1000
+    begin = time.monotonic()
     try:
         for i, chunk in enumerate(chunks):
             for s in range(streams):
+                wait = begin + i * period + period * s / streams - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # records arrive as live calls' do
                 headers = [("content-type", b"audio/pcm;rate=16000")]
                 if i == len(chunks) - 1:
                     headers.append(("hume-end-of-stream", b"true"))
@@ -116,7 +125,7 @@ async def _one(bootstrap: str, http_url: str, streams: int, args: argparse.Names
     media, pred, err, warn = await _topics(bootstrap)
     group = f"cap-{uuid.uuid4().hex[:8]}"
     chunks = _call(args.seconds)
-    total = await _produce(bootstrap, media, streams, chunks)
+    total = len(chunks) * streams
     port = free_port()
     env = {
         **os.environ,
@@ -141,17 +150,28 @@ async def _one(bootstrap: str, http_url: str, streams: int, args: argparse.Names
     proc = await asyncio.create_subprocess_exec(*pin, sys.executable, "-m", "bridge", "run", env=env)
     started = time.monotonic()
     try:
-        deadline = started + args.seconds * 3 + 60
-        cpu0 = None
+        while time.monotonic() < started + 60:
+            await asyncio.sleep(0.5)  # polling a child process's start-up
+            try:
+                _scrape(port)
+                break
+            except OSError:
+                continue
+        await asyncio.sleep(5)  # the consumer joins its group (the embedded broker's settings: ~3 s)
+        producing = asyncio.create_task(_produce(bootstrap, media, streams, chunks))
+        await asyncio.sleep(args.warmup_s)
+        before = _scrape(port)
+        cpu0 = (time.monotonic(), cpu_seconds(proc.pid))
+        await producing
+        deadline = time.monotonic() + args.seconds * 2 + 60
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)  # polling a child process's progress
-            if cpu0 is None:
-                cpu0 = (time.monotonic(), cpu_seconds(proc.pid))
             if await _committed(bootstrap, group, media) >= total:
                 break
-        wall = time.monotonic() - (cpu0[0] if cpu0 else started)
-        cpu = cpu_seconds(proc.pid) - (cpu0[1] if cpu0 else 0.0)
-        histogram = _scrape(port)
+        wall = time.monotonic() - cpu0[0]
+        cpu = cpu_seconds(proc.pid) - cpu0[1]
+        after = _scrape(port)
+        histogram = {k: v - before.get(k, 0.0) for k, v in after.items()}
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)

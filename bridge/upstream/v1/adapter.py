@@ -263,6 +263,12 @@ class V1Upstream:
         stream.queue.append(entry)
         stream.last_record_at = now
         self._held += 1
+        if not entry.ready and media.is_native_pcm(payload.value, payload.content_type):
+            result = _decode(payload, self.limits)  # no decoding to do: a length check
+            if isinstance(result, ErrorInfo):
+                payload.error = result
+            else:
+                payload.media = result
         if not entry.ready:
             fut = asyncio.get_running_loop().run_in_executor(self._executor, _decode, payload, self.limits)
             fut.add_done_callback(lambda f: self._decoded(stream, payload, f))

@@ -147,3 +147,20 @@ def test_v1_error_records_say_api_v1() -> None:
     assert value["api"] == "v1"
     assert value["error"]["code"] == "AUDIO_DECODE_FAILED"
     assert value["source"]["offset"] == 3
+
+
+def test_native_pcm_is_taken_as_it_is() -> None:
+    """16 kHz mono s16le labelled audio/pcm is already Hume's form: the same bytes, no decoder, no thread;
+    any other rate, encoding, channel count or a WAV inside is decoded."""
+    from bridge.upstream.v1 import media
+
+    pcm = bytes(range(256)) * 25
+    assert media.is_native_pcm(pcm, "audio/pcm")
+    assert media.is_native_pcm(pcm, "audio/pcm;rate=16000;channels=1;encoding=s16le")
+    assert not media.is_native_pcm(pcm, "audio/pcm;rate=8000")
+    assert not media.is_native_pcm(pcm, "audio/pcm;channels=2")
+    assert not media.is_native_pcm(pcm, "audio/L16;rate=16000")
+    assert not media.is_native_pcm(b"RIFF" + pcm, "audio/pcm")
+    out = media.prepare(pcm, "audio/pcm;rate=16000")
+    assert isinstance(out, media.Pcm16k)
+    assert out.pcm == pcm
