@@ -131,6 +131,7 @@ class Bridge:
         self._publish_q: deque[Output] = deque()
         self._publish_later: list[tuple[float, int, Output]] = []  # per-output backoff, by due time
         self._seq = 0
+        self._unacked = 0  # outputs with the producer, not yet acknowledged or failed
         self._kick = asyncio.Event()
         self._published = asyncio.Event()
         self._settled = asyncio.Event()
@@ -184,9 +185,16 @@ class Bridge:
         log.info(
             "bridge_draining", outstanding=self.tracker.outstanding(), deadline_s=self.config.shutdown_drain_s
         )
-        await self._settle(lambda: self.tracker.outstanding() == 0 or self.hard_stop, deadline)
+        await self._settle(
+            lambda: self.tracker.outstanding() == 0 or self.hard_stop or self._nothing_more(), deadline
+        )
         await self._commit()
         log.info("bridge_drained", outstanding=self.tracker.outstanding())
+
+    def _nothing_more(self) -> bool:
+        """Draining: the upstream will settle nothing more (v1: every session closed; the records it was
+        not fed stay uncommitted) and every output is acknowledged."""
+        return self.upstream.drained() and not (self._publish_q or self._publish_later or self._unacked)
 
     async def _settle(self, done: Callable[[], bool], deadline: float) -> None:
         """Wait until ``done()`` or the deadline, waking on each finished record (and at least every
@@ -398,11 +406,13 @@ class Bridge:
                 except PublishError as exc:
                     self._publish_failed(output, exc)
                     continue
+                self._unacked += 1
                 # one acknowledgement callback per output, however many records it published
                 last = futures[-1] if len(futures) == 1 else asyncio.gather(*futures, return_exceptions=True)
                 last.add_done_callback(functools.partial(self._delivered, output, records))
 
     def _delivered(self, output: Output, records: list[OutputRecord], fut: asyncio.Future[Any]) -> None:
+        self._unacked -= 1
         if fut.cancelled():
             self._publish_failed(output, publish_error(asyncio.CancelledError(), largest(records)))
             return

@@ -79,6 +79,10 @@ class Upstream(Protocol):
         """These partitions are being revoked: as :meth:`drain`, for their streams only."""
         ...
 
+    def drained(self) -> bool:
+        """After :meth:`drain`: True once nothing more will settle (the rest waits for the next owner)."""
+        ...
+
     async def run(self) -> None:
         """Own the sessions until :meth:`close`."""
         ...

@@ -83,6 +83,10 @@ class V0Upstream:
     def release(self, tps: Iterable[tuple[str, int]]) -> None:
         """As :meth:`drain`."""
 
+    def drained(self) -> bool:
+        """Never early: v0 keeps answering what it was sent until the drain deadline."""
+        return False
+
     async def run(self) -> None:
         await self.pool.run()
 

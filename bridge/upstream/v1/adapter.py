@@ -221,6 +221,7 @@ class V1Upstream:
         self._sessions: set[_Session] = set()
         self._held = 0  # records at the adapter
         self._refused = False
+        self._draining = False
         self._stopped = asyncio.Event()
         self._kick = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
@@ -242,7 +243,8 @@ class V1Upstream:
 
     def lanes(self) -> dict[LaneId, int]:
         free = self.capacity - self._held
-        return {LANE: free} if free > 0 and not self._stopped.is_set() else {}
+        busy = self._stopped.is_set() or self._draining  # draining: nothing more is fed
+        return {LANE: free} if free > 0 and not busy else {}
 
     def usable(self) -> int:
         return 0 if self._refused else max(1, self.v1.max_sessions - len(self._sessions))
@@ -289,8 +291,12 @@ class V1Upstream:
 
     def drain(self) -> None:
         """Stop feeding every stream and close its session so that due results arrive."""
+        self._draining = True
         for stream in list(self._streams.values()):
             self._release(stream)
+
+    def drained(self) -> bool:
+        return self._draining and not self._sessions
 
     def release(self, tps: Iterable[tuple[str, int]]) -> None:
         """Partitions are being revoked: stop feeding their streams and close their sessions."""
