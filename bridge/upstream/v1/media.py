@@ -354,8 +354,8 @@ def _decode_audio(
                         Code.AUDIO_TOO_LONG,
                         f"{declared_ms / 1000:.1f} s of audio, over the limit of {limits.max_audio_s:g} s",
                     )
-            source_rate = stream.rate or 0
-            source_channels = stream.channels or 0
+            source_rate = getattr(stream, "rate", None) or 0  # absent when the codec is unreadable
+            source_channels = getattr(stream, "channels", None) or 0
             resampler = av.AudioResampler(format="s16", layout="mono", rate=TARGET_RATE)
             for frame in _decoded_audio(container, stream):
                 for out in resampler.resample(frame):
