@@ -54,6 +54,7 @@ from bridge.core.model import (
     LossReason,
     OutageReason,
     Output,
+    OutputKind,
     Source,
     Work,
 )
@@ -76,6 +77,7 @@ from bridge.source import (
 )
 from bridge.upstream.adapter import Upstream, UpstreamEvents
 from bridge.upstream.v0.adapter import V0Upstream
+from bridge.upstream.v1.adapter import V1Upstream
 
 log = structlog.get_logger("bridge.app")
 
@@ -89,9 +91,19 @@ def make_upstream(
     config: Config, events: UpstreamEvents, metrics: Metrics, clock: Callable[[], float], rnd: random.Random
 ) -> Upstream:
     """The adapter for the configured API; the only place that names one (a v1 adapter plugs in here)."""
-    if config.hume.protocol == "v0":
+    if config.hume.api == "v1":
+        return V1Upstream(config, events, metrics, clock=clock, rnd=rnd)
+    if config.hume.api == "v0":
         return V0Upstream(config.hume, config.retry, events, metrics, clock=clock, rnd=rnd)
-    raise ConfigError([f"BRIDGE_HUME_PROTOCOL: no upstream adapter for {config.hume.protocol!r}"])
+    raise ConfigError([f"BRIDGE_HUME_API: no upstream adapter for {config.hume.api!r}"])
+
+
+# The outcome label a done record counts under (hume_bridge_records_total{outcome}): v1 records covered
+# by no measurement are silent.
+OUTCOME_LABELS: dict[str, dict[OutputKind | None, str | None]] = {
+    "v0": {OutputKind.PREDICTION: "prediction", OutputKind.ERROR: "error", None: None},
+    "v1": {OutputKind.PREDICTION: "measured", OutputKind.ERROR: "error", None: "silent"},
+}
 
 
 class Bridge:
@@ -125,7 +137,8 @@ class Bridge:
         self.outages = OutageMachine(Backoff(r.outage_probe_initial_s, r.outage_probe_max_s), self.rnd)
         self.publish_backoff = Backoff(r.backoff_initial_s, r.backoff_max_s)
         k = config.kafka
-        self.topics = Topics(k.predictions_topic, k.errors_topic, k.warnings_topic)
+        self.topics = Topics(k.predictions_topic, k.errors_topic, k.warnings_topic, config.hume.api)
+        self._outcome_labels = OUTCOME_LABELS[config.hume.api]
         self.sink = Sink(k, self.metrics)
         self.consumer: AIOKafkaConsumer | None = None
         self.http: HttpServer | None = None
@@ -142,6 +155,7 @@ class Bridge:
         self._publish_q: deque[Output] = deque()
         self._publish_later: list[tuple[float, int, Output]] = []  # per-output backoff, by due time
         self._seq = 0
+        self._unacked = 0  # outputs with the producer, not yet acknowledged or failed
         self._kick = asyncio.Event()
         self._published = asyncio.Event()
         self._settled = asyncio.Event()
@@ -297,19 +311,27 @@ class Bridge:
     async def _drain(self) -> None:
         self.stopping = True
         self._apply_pause()
+        self.upstream.drain()
         deadline = self.clock() + (0.0 if self.hard_stop else self.config.shutdown_drain_s)
         log.info(
             "bridge_draining", unfinished=self.tracker.outstanding(), deadline_s=self.config.shutdown_drain_s
         )
         started = self.clock()
-        await self._settle(lambda: self.tracker.outstanding() == 0 or self.hard_stop, deadline)
+        await self._settle(
+            lambda: self.tracker.outstanding() == 0 or self.hard_stop or self._nothing_more(), deadline
+        )
         await self._commit()
         left = self.tracker.outstanding()
         took = round(self.clock() - started, 1)
         if left == 0:
             log.info("bridge_drained", took_s=took, message="every record finished and committed")
         else:
-            why = "second signal" if self.hard_stop else "drain deadline reached"
+            if self.hard_stop:
+                why = "second signal"
+            elif self.clock() < deadline:
+                why = "every session closed and every output acknowledged"
+            else:
+                why = "drain deadline reached"
             log.warning(
                 "bridge_drain_incomplete",
                 left_for_next_owner=left,
@@ -317,6 +339,11 @@ class Bridge:
                 message=f"{why} with {left} records left for the next owner of their partitions "
                 "(processed again from the committed offset)",
             )
+
+    def _nothing_more(self) -> bool:
+        """Draining: the upstream will settle nothing more (v1: every session closed; the records it was
+        not fed stay uncommitted) and every output is acknowledged."""
+        return self.upstream.drained() and not (self._publish_q or self._publish_later or self._unacked)
 
     async def _settle(self, done: Callable[[], bool], deadline: float) -> None:
         """Wait until ``done()`` or the deadline, waking on each finished record (and at least every
@@ -530,8 +557,9 @@ class Bridge:
             for work in router.done:
                 if tracker.finish(work.source.tp, work.source.offset):
                     flow.release(work.size)
-                if work.kind is not None:
-                    m.records_by_outcome[work.kind].inc()
+                label = self._outcome_labels[work.kind]
+                if label is not None:
+                    m.records_by_outcome[label].inc()
                 m.processing_seconds.observe(max(0.0, now - work.consumed_at))
             router.done.clear()
             self._settled.set()
@@ -558,11 +586,13 @@ class Bridge:
                 except PublishError as exc:
                     self._publish_failed(output, exc)
                     continue
+                self._unacked += 1
                 # one acknowledgement callback per output, however many records it published
                 last = futures[-1] if len(futures) == 1 else asyncio.gather(*futures, return_exceptions=True)
                 last.add_done_callback(functools.partial(self._delivered, output, records))
 
     def _delivered(self, output: Output, records: list[OutputRecord], fut: asyncio.Future[Any]) -> None:
+        self._unacked -= 1
         if fut.cancelled():
             self._publish_failed(output, publish_error(asyncio.CancelledError(), largest(records)))
             return
@@ -723,6 +753,7 @@ class Bridge:
         router = self.router
         try:
             router.freeze(owned)
+            self.upstream.release(owned)
             budget = 0.0 if self.hard_stop else self.config.revoke_drain_s
             await self._settle(lambda: router.busy(owned) == 0, self.clock() + budget)
             abandoned = router.busy(owned)

@@ -91,8 +91,8 @@ class KafkaConfig:
 @dataclass(frozen=True, slots=True)
 class HumeConfig:
     api_key: Secret = field(default_factory=lambda: Secret(""))
-    url: str = "wss://api.hume.ai/v0/stream/models"
-    protocol: str = "v0"
+    url: str = ""  # empty: the API's own (HUME_URLS)
+    api: str = "v1"
     pool_size: int = 8
     requests_per_session: int = 1
     connect_timeout_s: float = 10.0
@@ -112,6 +112,25 @@ class HumeConfig:
     stream_window_ms: float | None = None
     job_details: bool = False
     audio_affinity_idle_s: float = 30.0
+
+
+HUME_URLS = {"v1": "https://api.cloud.hume.ai", "v0": "wss://api.hume.ai/v0/stream/models"}
+
+
+@dataclass(frozen=True, slots=True)
+class V1Config:
+    """Hume v1 realtime sessions (one per active stream)."""
+
+    max_sessions: int = 200
+    measurement_timer_ms: int = 3000
+    idle_close_s: float = 10.0
+    max_unsettled_s: float = 60.0
+    face_threshold: float = 0.9
+    face_min_size: int = 60
+    pacing_lead_s: float = 0.2
+    window_records: int = 1024
+    decode_workers: int = 2
+    close_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +156,7 @@ class LimitsConfig:
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     hume: HumeConfig = field(default_factory=HumeConfig)
+    v1: V1Config = field(default_factory=V1Config)
     retry: RetryConfig = field(default_factory=RetryConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     http_host: str = "0.0.0.0"
@@ -380,9 +400,21 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default="(required)",
         from_secret=True,
     ),
-    Setting("BRIDGE_HUME_URL", "hume.url", Text(), "Hume v0 streaming endpoint (ws:// or wss://)", _H),
     Setting(
-        "BRIDGE_HUME_PROTOCOL", "hume.protocol", Choice(("v0",), upper=False), "upstream protocol adapter", _H
+        "BRIDGE_HUME_API",
+        "hume.api",
+        Choice(("v1", "v0"), upper=False),
+        "Hume API: v1 (realtime sessions per stream, Hume's live API) or v0 (the retired streaming API)",
+        _H,
+    ),
+    Setting(
+        "BRIDGE_HUME_URL",
+        "hume.url",
+        Text(),
+        "Hume endpoint; not set: https://api.cloud.hume.ai for v1 (http(s)://), "
+        "wss://api.hume.ai/v0/stream/models for v0 (ws(s)://)",
+        _H,
+        deploy="https://api.cloud.hume.ai",
     ),
     Setting(
         "BRIDGE_KAFKA_BOOTSTRAP",
@@ -579,6 +611,76 @@ SETTINGS: tuple[Setting, ...] = (
         "how long an idle audio stream keeps its session, s",
         _S,
     ),
+    Setting(
+        "BRIDGE_V1_MAX_SESSIONS",
+        "v1.max_sessions",
+        Integer(1, 100_000),
+        "v1: concurrent realtime sessions per pod (one per active stream); streams beyond wait, oldest first",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_V1_IDLE_CLOSE_S",
+        "v1.idle_close_s",
+        Number(0.05, 3600),
+        "v1: close a stream's session after this long without records, s",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_V1_MAX_UNSETTLED_S",
+        "v1.max_unsettled_s",
+        Number(1, 3600),
+        "v1: close and continue on a new session when a stream's unsettled audio passes this, s",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_V1_PACING_LEAD_S",
+        "v1.pacing_lead_s",
+        Number(0.1, 600),
+        "v1: how far ahead of real time a stream's audio may be sent, s (at least one 100 ms frame)",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_V1_WINDOW_RECORDS",
+        "v1.window_records",
+        Integer(1, 1_000_000),
+        "v1: records of one stream at the adapter and not yet settled",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_V1_DECODE_WORKERS",
+        "v1.decode_workers",
+        Integer(1, 256),
+        "v1: threads decoding media to v1 form (off the event loop)",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_V1_CLOSE_TIMEOUT_S",
+        "v1.close_timeout_s",
+        Number(0.1, 600),
+        "v1: how long a closing session may take to deliver its due results, s",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_V1_MEASUREMENT_TIMER_MS",
+        "v1.measurement_timer_ms",
+        Integer(3000, 10_000),
+        "v1: ms of speech between interval measurements, 3000-10000 (per stream: hume-measurement-timer-ms)",
+        _Q,
+    ),
+    Setting(
+        "BRIDGE_V1_FACE_THRESHOLD",
+        "v1.face_threshold",
+        Number(0.0, 1.0),
+        "v1: face detection confidence threshold, 0-1",
+        _Q,
+    ),
+    Setting(
+        "BRIDGE_V1_FACE_MIN_SIZE",
+        "v1.face_min_size",
+        Integer(1, 100_000),
+        "v1: smallest face measured (shorter side of its box), px",
+        _Q,
+    ),
     _models("audio", "models for audio when a record has no hume-models header"),
     _models("video", "models for video"),
     _models("image", "models for images"),
@@ -771,9 +873,15 @@ def load(env: Mapping[str, str] | None = None) -> Config:
     values, problems = _read(os.environ if env is None else env, SETTINGS)
     config = _build(values)
     problems += _kafka_problems(config.kafka)
+    if not config.hume.url:
+        config = replace(config, hume=replace(config.hume, url=HUME_URLS[config.hume.api]))
     url = urlsplit(config.hume.url)
-    if url.scheme not in ("ws", "wss") or not url.hostname:
-        problems.append(f"BRIDGE_HUME_URL: expected a ws:// or wss:// URL, got {config.hume.url!r}")
+    schemes = ("ws", "wss") if config.hume.api == "v0" else ("http", "https")
+    if url.scheme not in schemes or not url.hostname:
+        problems.append(
+            f"BRIDGE_HUME_URL: expected a {schemes[0]}:// or {schemes[1]}:// URL for "
+            f"BRIDGE_HUME_API={config.hume.api}, got {config.hume.url!r}"
+        )
     if not config.hume.api_key:
         problems.append("HUME_API_KEY: required (or HUME_API_KEY_FILE naming a file that holds it)")
     if problems:

@@ -34,6 +34,7 @@ class Topics:
     predictions: str
     errors: str
     warnings: str
+    api: str = "v0"  # v1: error records say "api": "v1"
 
 
 def stream_id(key: bytes | None) -> StreamId:
@@ -51,19 +52,32 @@ def out_headers(headers: Headers, source_ref: str) -> list[tuple[str, bytes]]:
     return kept
 
 
+def render_v1(output: Output, fields: dict[str, Any], topics: Topics, now: float) -> OutputRecord:
+    """One v1 measurement: ``{"api", "stream_id", "endpoint", "mode", "session_id", "measurement",
+    "sources", "stream_ms"?, "latency_ms"}``; latency from the consumption of the last record it covers."""
+    first, last = output.records[0], output.records[-1]
+    value = {"api": "v1", "stream_id": stream_id(first.key), **fields}
+    value["latency_ms"] = round((now - last.consumed_at) * 1000.0, 3)
+    headers = out_headers(first.headers, first.source.ref)
+    return OutputRecord(topics.predictions, first.key, orjson.dumps(value), headers)
+
+
 def render(output: Output, topics: Topics, now: float) -> list[OutputRecord]:
     """Warnings first, then the one prediction or error record."""
+    fields = output.fields
+    if fields is not None and fields.get("api") == "v1" and output.error is None:
+        return [render_v1(output, {k: v for k, v in fields.items() if k != "api"}, topics, now)]
     records = output.records
     first = records[0]
     source = first.source
     key = first.key
     headers = out_headers(first.headers, source.ref)
-    common: dict[str, Any]
+    common: dict[str, Any] = {"api": topics.api} if topics.api != "v0" else {}
     if len(records) == 1:
-        common = {"stream_id": stream_id(key), "payload_id": first.payload_id, "source": source.as_json()}
+        common |= {"stream_id": stream_id(key), "payload_id": first.payload_id, "source": source.as_json()}
         attempts = first.attempts
     else:
-        common = {"stream_id": stream_id(key), "sources": [w.source.as_json() for w in records]}
+        common |= {"stream_id": stream_id(key), "sources": [w.source.as_json() for w in records]}
         attempts = max(w.attempts for w in records)
     out: list[OutputRecord] = []
     for warning in output.warnings:

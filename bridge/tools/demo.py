@@ -36,6 +36,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=int, default=12, help="number of streams (keys) to generate")
     parser.add_argument("--records", type=int, default=10, help="records per stream")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="give up after this long")
+    parser.add_argument(
+        "--api",
+        choices=("v1", "v0"),
+        default="v1",
+        help="Hume API to demonstrate: v1 (realtime sessions, the default) or v0 (the retired streaming API)",
+    )
+
+
+Records = list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+CHUNK_MS = 250
+
+
+def v1_sample_records(streams: int, per_stream: int) -> Records:
+    """Calls (raw PCM chunks of speech and silence, as a call would send them, the last one saying
+    hume-end-of-stream), camera frames and chat lines (which v1 cannot measure: NOT_OFFERED_BY_API), plus
+    one broken WAV (an error outcome)."""
+    from bridge.tools.emulator.v1 import testing as v1t  # speech the emulator hears as speech
+
+    out: Records = []
+    for s in range(streams):
+        kind = ("call", "camera", "chat")[s % 3]
+        key = f"{kind}-{s:02d}".encode()
+        if kind == "call":
+            pcm = v1t.silence(500) + v1t.tone(1500, hz=200.0 + 40 * s) + v1t.silence(1000)
+            step = CHUNK_MS * 32
+            chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)][:per_stream] or [pcm[:step]]
+            for i, chunk in enumerate(chunks):
+                headers = [
+                    ("content-type", b"audio/pcm;rate=16000"),
+                    ("hume-stream-offset-ms", str(i * CHUNK_MS).encode()),
+                ]
+                if i == len(chunks) - 1:
+                    headers.append(("hume-end-of-stream", b"true"))
+                out.append((key, chunk, headers))
+        for i in range(per_stream if kind != "call" else 0):
+            if kind == "camera":
+                out.append(
+                    (
+                        key,
+                        v1t.jpeg(160, 120, faces=1 + i % 2, seed=s * 100 + i),
+                        [("content-type", b"image/jpeg")],
+                    )
+                )
+            else:
+                out.append(
+                    (key, samples.text(10, seed=s * 1000 + i).encode(), [("content-type", b"text/plain")])
+                )
+    out.append((b"call-broken", samples.wav(1.0)[:60], [("content-type", b"audio/wav")]))
+    return out
 
 
 def sample_records(streams: int, per_stream: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
@@ -135,12 +184,18 @@ async def run_demo(args: argparse.Namespace, console: Console, watch: LogWatch) 
     from bridge.tools.emulator import Emulator  # the demo, not the bridge, needs the emulator
 
     api_key = secrets.token_hex(16)
-    records = sample_records(args.streams, args.records)
+    v1 = args.api == "v1"
+    records = (
+        v1_sample_records(args.streams, args.records) if v1 else sample_records(args.streams, args.records)
+    )
     total = len(records)
     with EmbeddedBroker() as broker:
         console.print(f"[bold]broker[/bold]   embedded Kafka protocol on {broker.bootstrap}")
         async with Emulator(api_key=api_key) as emu:
-            console.print(f"[bold]emulator[/bold] Hume v0 streaming on {emu.url}")
+            if v1:
+                console.print(f"[bold]emulator[/bold] Hume v1 realtime on {emu.ws_base_url}/v1/expression")
+            else:
+                console.print(f"[bold]emulator[/bold] Hume v0 streaming on {emu.url}")
             admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
             await admin.start()
             await admin.create_topics([NewTopic(t, num_partitions=4, replication_factor=1) for t in TOPICS])
@@ -149,7 +204,9 @@ async def run_demo(args: argparse.Namespace, console: Console, watch: LogWatch) 
                 {
                     **LOCAL_ENV,  # idempotence off and a short session timeout: a fast start on this broker
                     "HUME_API_KEY": api_key,
-                    "BRIDGE_HUME_URL": emu.url,
+                    "BRIDGE_HUME_API": args.api,
+                    "BRIDGE_HUME_URL": emu.http_url if v1 else emu.url,
+                    "BRIDGE_V1_IDLE_CLOSE_S": "1",
                     "BRIDGE_KAFKA_BOOTSTRAP": broker.bootstrap,
                     "BRIDGE_HTTP_HOST": "127.0.0.1",
                     "BRIDGE_HTTP_PORT": "0",
@@ -190,6 +247,8 @@ async def _feed_and_watch(
     finally:
         await producer.stop()
     console.print(f"[bold]produced[/bold] {total} records on hume.media ({args.streams} streams)")
+    if bridge.config.hume.api == "v1":
+        return await _watch_v1(console, bootstrap, bridge, total, args)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     tps = [TopicPartition(t, p) for t in TOPICS[1:] for p in range(4)]
@@ -218,6 +277,88 @@ async def _feed_and_watch(
         await consumer.stop()
     _summary(console, got, bridge)
     return 0
+
+
+def _settled(bridge: Bridge) -> dict[str, int]:
+    out = {}
+    for outcome in ("measured", "silent", "error"):
+        value = bridge.metrics.registry.get_sample_value("hume_bridge_records_total", {"outcome": outcome})
+        out[outcome] = int(value or 0)
+    return out
+
+
+async def _watch_v1(
+    console: Console, bootstrap: str, bridge: Bridge, total: int, args: argparse.Namespace
+) -> int:
+    """v1: measurements arrive per utterance and per frame, not per record; progress is records settled
+    (measured, silent or error), then the outputs are read."""
+    deadline = time.monotonic() + args.timeout_s
+    with Progress(
+        TextColumn("[bold]settled"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        bar = progress.add_task("settled", total=total)
+        while (done := sum(_settled(bridge).values())) < total or bridge.tracker.outstanding():
+            if time.monotonic() > deadline:
+                console.print("[red]timed out waiting for records to settle[/red]")
+                return 1
+            progress.update(bar, completed=done)
+            await asyncio.sleep(0.1)  # a progress display, not synchronisation
+        progress.update(bar, completed=total)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    tps = [TopicPartition(t, p) for t in TOPICS[1:] for p in range(4)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    got: dict[str, list[dict[str, Any]]] = {t: [] for t in TOPICS[1:]}
+    try:
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, msgs in batch.items():
+                got[tp.topic].extend(orjson.loads(m.value) for m in msgs)
+    finally:
+        await consumer.stop()
+    _summary_v1(console, got, _settled(bridge))
+    return 0
+
+
+def _strongest(measurement: dict[str, Any]) -> str:
+    scores = list(measurement.get("expressions") or [])
+    for face in measurement.get("faces") or []:
+        scores += face.get("expressions") or []
+    best = max(scores, key=lambda e: float(e.get("probability", 0.0)), default=None)
+    return "-" if best is None else f"{best['name']} ({float(best['probability']):.2f})"
+
+
+def _summary_v1(console: Console, got: dict[str, list[dict[str, Any]]], settled: dict[str, int]) -> None:
+    preds, errors = got["hume.predictions"], got["hume.errors"]
+    table = Table(title="Hume v1 measurements by stream")
+    for col in ("stream", "endpoint", "measurements", "spans (ms of the call)", "strongest expression"):
+        table.add_column(col)
+    by_stream: dict[str, list[dict[str, Any]]] = {}
+    for p in preds:
+        by_stream.setdefault(str(p["stream_id"]), []).append(p)
+    for sid in sorted(by_stream):
+        items = by_stream[sid]
+        spans = ", ".join(
+            f"{p['stream_ms']['begin']}-{p['stream_ms']['end']}" for p in items if "stream_ms" in p
+        )
+        table.add_row(
+            sid, items[0]["endpoint"], str(len(items)), spans or "-", _strongest(items[-1]["measurement"])
+        )
+    console.print(table)
+    if errors:
+        codes = Counter((e["error"]["code"], str(e["stream_id"])) for e in errors)
+        et = Table(title="Errors")
+        for col in ("code", "stream", "records"):
+            et.add_column(col)
+        for (code, sid), n in sorted(codes.items()):
+            et.add_row(code, sid, str(n))
+        console.print(et)
+    console.print(
+        f"[bold]summary[/bold] {len(preds)} measurements; records: {settled['measured']} measured, "
+        f"{settled['silent']} silent, {settled['error']} error. Every input record is accounted for."
+    )
 
 
 def _summary(console: Console, got: dict[str, list[dict[str, Any]]], bridge: Bridge) -> None:

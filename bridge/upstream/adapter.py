@@ -17,7 +17,7 @@ The contract, for any adapter:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from bridge.core.decode import Decoded
@@ -75,6 +75,18 @@ class Upstream(Protocol):
         ...
 
     def send(self, dispatch: Dispatch, now: float) -> None: ...
+
+    def drain(self) -> None:
+        """Shutting down: stop feeding, and ask for the results of what was sent (v1: session.close)."""
+        ...
+
+    def release(self, tps: Iterable[tuple[str, int]]) -> None:
+        """These partitions are being revoked: as :meth:`drain`, for their streams only."""
+        ...
+
+    def drained(self) -> bool:
+        """After :meth:`drain`: True once nothing more will settle (the rest waits for the next owner)."""
+        ...
 
     async def run(self) -> None:
         """Own the sessions until :meth:`close`."""

@@ -63,6 +63,7 @@ def text_records(
 def bridge_env(bootstrap: str, hume_url: str, topics: Topics, **overrides: str) -> dict[str, str]:
     env = {
         "HUME_API_KEY": API_KEY,
+        "BRIDGE_HUME_API": "v0",
         "BRIDGE_HUME_URL": hume_url,
         "BRIDGE_KAFKA_BOOTSTRAP": bootstrap,
         "BRIDGE_GROUP_ID": topics.group,
@@ -254,3 +255,111 @@ class BridgeProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+# -- Hume v1 ---------------------------------------------------------------------------------------------
+
+
+def v1_env(bootstrap: str, http_url: str, topics: Topics, **overrides: str) -> dict[str, str]:
+    """A v1 bridge against the emulator at ``http_url``: short idle close, a pacing lead that sends a
+    test's few seconds of audio at once (the emulator is told to take them: see V1_FAULTS)."""
+    env = bridge_env(bootstrap, http_url, topics)
+    env.update(
+        {
+            "BRIDGE_HUME_API": "v1",
+            "BRIDGE_V1_PACING_LEAD_S": "10",
+            "BRIDGE_V1_IDLE_CLOSE_S": "0.3",
+            "BRIDGE_V1_CLOSE_TIMEOUT_S": "10",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def v1_config(bootstrap: str, http_url: str, topics: Topics, **overrides: str) -> Config:
+    return load(v1_env(bootstrap, http_url, topics, **overrides))
+
+
+# The emulator's pacing bucket matches the bridge's 10 s lead (a test stream's audio goes out at once).
+V1_FAULTS = {"audio_burst_ms": 12_000.0, "pace_factor": 40.0, "idle_timeout_s": 60.0}
+
+
+@dataclass
+class Call:
+    """One stream of call audio: PCM pieces (speech or silence), cut into records."""
+
+    key: bytes
+    records: list[Record]
+    pcm: bytes  # the whole call, 16 kHz mono s16le, as Hume must receive it
+
+
+def call_audio(
+    key: str,
+    pieces: list[tuple[str, int]],
+    chunk_ms: int = 250,
+    *,
+    wav: bool = False,
+    end: bool = True,
+    hz: float = 440.0,
+) -> Call:
+    """A call of ``pieces`` (("speech"|"silence", ms)), in ``chunk_ms`` records with offsets; raw PCM
+    (audio/pcm) or WAV chunks; the last record says hume-end-of-stream."""
+    from bridge.tools.emulator.v1 import testing as v1t
+
+    pcm = b""
+    at = 0
+    for kind, ms in pieces:
+        pcm += v1t.tone(ms, hz=hz, start_ms=at) if kind == "speech" else v1t.silence(ms)
+        at += ms
+    step = chunk_ms * 32
+    records: list[Record] = []
+    for i in range(0, len(pcm), step):
+        chunk = pcm[i : i + step]
+        headers = [("hume-stream-offset-ms", str(i // 32).encode()), ("seq", str(i // step).encode())]
+        if wav:
+            value = v1t.wav(chunk)
+            headers.append(("content-type", b"audio/wav"))
+        else:
+            value = chunk
+            headers.append(("content-type", b"audio/pcm;rate=16000"))
+        if end and i + step >= len(pcm):
+            headers.append(("hume-end-of-stream", b"true"))
+        records.append((key.encode(), value, headers))
+    return Call(key.encode(), records, pcm)
+
+
+def interleave(lists: Iterable[list[Record]]) -> list[Record]:
+    """Records of several streams, round robin (as calls arrive together)."""
+    out: list[Record] = []
+    pending = [list(x) for x in lists]
+    while any(pending):
+        for lst in pending:
+            if lst:
+                out.append(lst.pop(0))
+    return out
+
+
+async def committed(bootstrap: str, group: str, topic: str, partitions: int = 4) -> dict[int, int]:
+    """The group's committed offset per partition of ``topic`` (0 where nothing is committed)."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await c.start()
+    try:
+        out = {}
+        for p in range(partitions):
+            off = await c.committed(TopicPartition(topic, p))
+            out[p] = off if off is not None else 0
+        return out
+    finally:
+        await c.stop()
+
+
+async def wait_committed(
+    bootstrap: str, group: str, topic: str, total: int, timeout_s: float
+) -> dict[int, int]:
+    """Poll the group's committed offsets of ``topic`` until they add up to ``total`` (every record)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ends = await committed(bootstrap, group, topic)
+        if sum(ends.values()) >= total or time.monotonic() > deadline:
+            return ends
+        await asyncio.sleep(0.1)

@@ -75,7 +75,9 @@ async def test_tail_names_a_missing_topic_and_exits_1(kafka_bootstrap: str) -> N
 def test_run_warns_about_a_misspelt_setting_with_the_closest_name() -> None:
     """BRIDGE_POOL_SIZ is logged at start-up as unknown, with BRIDGE_POOL_SIZE suggested, next to the
     configuration error that names every bad variable (exit code 2)."""
-    env = _clean_env(BRIDGE_POOL_SIZ="4", BRIDGE_TYPO_VAR="1", BRIDGE_HUME_URL="http://nowhere")
+    env = _clean_env(
+        BRIDGE_POOL_SIZ="4", BRIDGE_TYPO_VAR="1", BRIDGE_HUME_API="v0", BRIDGE_HUME_URL="http://nowhere"
+    )
     done = subprocess.run(
         [sys.executable, "-m", "bridge", "run"], capture_output=True, text=True, timeout=60, env=env
     )
@@ -86,7 +88,7 @@ def test_run_warns_about_a_misspelt_setting_with_the_closest_name() -> None:
     assert warnings["BRIDGE_POOL_SIZ"]["event"] == "unknown_setting"
     assert warnings["BRIDGE_TYPO_VAR"]["did_you_mean"] is None
     assert "HUME_API_KEY: required" in done.stderr
-    assert "BRIDGE_HUME_URL: expected a ws:// or wss:// URL" in done.stderr
+    assert "BRIDGE_HUME_URL: expected a ws:// or wss:// URL for BRIDGE_HUME_API=v0" in done.stderr
 
 
 def test_broker_on_a_taken_port_says_so() -> None:

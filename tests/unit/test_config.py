@@ -21,7 +21,9 @@ def test_defaults_match_the_documented_ones() -> None:
         "hume.errors",
         "hume.warnings",
     )
-    assert c.hume.url == "wss://api.hume.ai/v0/stream/models"
+    assert c.hume.api == "v1"
+    assert c.hume.url == "https://api.cloud.hume.ai"
+    assert load({**BASE, "BRIDGE_HUME_API": "v0"}).hume.url == "wss://api.hume.ai/v0/stream/models"
     assert c.http_port == 9400
     assert c.kafka.idempotence == "auto"
 
@@ -32,7 +34,7 @@ def test_every_bad_variable_is_named_in_one_error() -> None:
         "BRIDGE_POOL_SIZE": "many",
         "BRIDGE_HTTP_PORT": "70000",
         "BRIDGE_KAFKA_IDEMPOTENCE": "maybe",
-        "BRIDGE_HUME_URL": "http://x",
+        "BRIDGE_HUME_URL": "ws://x",
         "BRIDGE_DEFAULT_MODELS_TEXT": '{"ner": {}}',
     }
     with pytest.raises(ConfigError) as exc:
@@ -48,6 +50,37 @@ def test_every_bad_variable_is_named_in_one_error() -> None:
     ):
         assert name in text
     assert len(exc.value.problems) == 6
+
+
+def test_every_bad_v1_setting_is_named_with_the_others() -> None:
+    """v1 settings out of range are reported together, each by name; the URL must suit the API."""
+    env = {
+        **BASE,
+        "BRIDGE_V1_MAX_SESSIONS": "0",
+        "BRIDGE_V1_MEASUREMENT_TIMER_MS": "2000",
+        "BRIDGE_V1_IDLE_CLOSE_S": "soon",
+        "BRIDGE_V1_MAX_UNSETTLED_S": "0",
+        "BRIDGE_V1_FACE_THRESHOLD": "1.5",
+        "BRIDGE_V1_FACE_MIN_SIZE": "0",
+        "BRIDGE_V1_PACING_LEAD_S": "0.01",
+        "BRIDGE_HUME_API": "v2",
+    }
+    with pytest.raises(ConfigError) as exc:
+        load(env)
+    names = [p.split(":")[0] for p in exc.value.problems]
+    assert names == [
+        "BRIDGE_HUME_API",
+        "BRIDGE_V1_MAX_SESSIONS",
+        "BRIDGE_V1_IDLE_CLOSE_S",
+        "BRIDGE_V1_MAX_UNSETTLED_S",
+        "BRIDGE_V1_PACING_LEAD_S",
+        "BRIDGE_V1_MEASUREMENT_TIMER_MS",
+        "BRIDGE_V1_FACE_THRESHOLD",
+        "BRIDGE_V1_FACE_MIN_SIZE",
+    ]
+    with pytest.raises(ConfigError) as exc:
+        load({**BASE, "BRIDGE_HUME_URL": "wss://api.cloud.hume.ai"})
+    assert "BRIDGE_HUME_URL: expected a http:// or https:// URL for BRIDGE_HUME_API=v1" in str(exc.value)
 
 
 def test_secrets_from_files_never_print(tmp_path: pytest.TempPathFactory) -> None:

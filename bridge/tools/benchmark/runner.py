@@ -228,6 +228,7 @@ class Bench:
         pred, err, warn = outs
         env = {
             "HUME_API_KEY": API_KEY,
+            "BRIDGE_HUME_API": "v0",
             "BRIDGE_HUME_URL": self.emu.url,
             "BRIDGE_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "BRIDGE_GROUP_ID": f"bench-{uuid.uuid4().hex[:10]}",

@@ -239,7 +239,7 @@ class Rig:
         env = {
             "HUME_API_KEY": API_KEY,
             "BRIDGE_HUME_URL": self.hume_url,
-            "BRIDGE_HUME_PROTOCOL": self.api,
+            "BRIDGE_HUME_API": self.api,
             "BRIDGE_KAFKA_BOOTSTRAP": self.bootstrap,
             "BRIDGE_GROUP_ID": self.group,
             "BRIDGE_INPUT_TOPICS": self.media,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bridge.config import HumeConfig, RetryConfig
@@ -76,6 +76,16 @@ class V0Upstream:
             m.usage_images_total.inc(usage.images)
         if usage.text_chars:
             m.usage_text_characters_total.inc(usage.text_chars)
+
+    def drain(self) -> None:
+        """Nothing to ask for: every v0 request gets its own reply."""
+
+    def release(self, tps: Iterable[tuple[str, int]]) -> None:
+        """As :meth:`drain`."""
+
+    def drained(self) -> bool:
+        """Never early: v0 keeps answering what it was sent until the drain deadline."""
+        return False
 
     async def run(self) -> None:
         await self.pool.run()

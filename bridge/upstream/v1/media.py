@@ -164,6 +164,21 @@ def route(value: bytes, content_type: str | None) -> V1Route:
     raise _err(Code.UNSUPPORTED_MEDIA, f"content-type {_essence_and_params(declared)[0]!r} is not handled")
 
 
+def is_native_pcm(value: bytes, content_type: str | None) -> bool:
+    """True when the record already is 16 kHz mono s16le (``audio/pcm`` with those parameters, or none):
+    the call audio a live producer sends, taken as it is without a worker thread."""
+    if not content_type:
+        return False
+    essence, params = _essence_and_params(content_type)
+    if essence != "audio/pcm" or value[:4] == b"RIFF":
+        return False
+    return (
+        params.get("encoding", "s16le").lower() == "s16le"
+        and params.get("rate", str(TARGET_RATE)).strip() == str(TARGET_RATE)
+        and params.get("channels", "1").strip() == "1"
+    )
+
+
 def prepare(
     value: bytes, content_type: str | None, limits: MediaLimits = DEFAULT_LIMITS
 ) -> Pcm16k | Jpeg | VideoFrames:
@@ -290,6 +305,8 @@ def audio_to_pcm16k(value: bytes, content_type: str | None, limits: MediaLimits 
             raise _err(
                 Code.AUDIO_TOO_LONG, f"{seconds:.1f} s of audio, over the limit of {limits.max_audio_s:g} s"
             )
+        if (demuxer, rate, channels) == ("s16le", TARGET_RATE, 1):
+            return Pcm16k(value, "pcm", rate, channels)  # already Hume's form: nothing to decode
         options = {"sample_rate": str(rate), "ch_layout": f"{channels}c"}
         return _decode_audio(value, demuxer, options, "pcm", limits)
     sniffed = sniff(value)
@@ -337,8 +354,8 @@ def _decode_audio(
                         Code.AUDIO_TOO_LONG,
                         f"{declared_ms / 1000:.1f} s of audio, over the limit of {limits.max_audio_s:g} s",
                     )
-            source_rate = stream.rate or 0
-            source_channels = stream.channels or 0
+            source_rate = getattr(stream, "rate", None) or 0  # absent when the codec is unreadable
+            source_channels = getattr(stream, "channels", None) or 0
             resampler = av.AudioResampler(format="s16", layout="mono", rate=TARGET_RATE)
             for frame in _decoded_audio(container, stream):
                 for out in resampler.resample(frame):

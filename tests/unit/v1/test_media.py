@@ -5,6 +5,7 @@ All media is generated in the tests (tests/unit/v1/samples.py); bad media gets a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import pickle
@@ -526,3 +527,12 @@ def test_video_record_of_unknown_bytes_is_unsupported() -> None:
     with pytest.raises(V1MediaError) as exc:
         video_to_frames(b"\x00" * 100)
     assert _code(exc) is Code.UNSUPPORTED_MEDIA
+
+
+def test_mp4_whose_audio_stream_has_no_codec_is_a_decode_failure() -> None:
+    """Found by the property below: a damaged MP4 whose audio stream PyAV opens without a codec (no rate
+    attribute at all) is a coded error, not an AttributeError."""
+    value = bytearray(_VALID["audio/mp4"])
+    value[0] = 0
+    with contextlib.suppress(V1MediaError):  # a result or a coded error; anything else fails the test
+        audio_to_pcm16k(bytes(value[: int(len(value) * 0.84375)]), "audio/mp4")
