@@ -121,6 +121,7 @@ async def test_sigterm_while_kafka_is_unreachable_exits_at_once(tmp_path: Path) 
     """A DNS name that does not resolve: the words say so, and SIGTERM during the wait exits 0 at once."""
     env = {
         "HUME_API_KEY": API_KEY,
+        "BRIDGE_HUME_API": "v0",
         "BRIDGE_KAFKA_BOOTSTRAP": "kafka.invalid:9092",
         "BRIDGE_HUME_URL": f"ws://127.0.0.1:{free_port()}",
         "BRIDGE_HTTP_HOST": "127.0.0.1",
@@ -202,6 +203,7 @@ async def test_a_frozen_broker_makes_the_bridge_unready_with_the_reason_and_few_
         async with Emulator(api_key=API_KEY) as emu:
             env = {
                 "HUME_API_KEY": API_KEY,
+                "BRIDGE_HUME_API": "v0",
                 "BRIDGE_HUME_URL": emu.url,
                 "BRIDGE_KAFKA_BOOTSTRAP": broker.bootstrap,
                 "BRIDGE_INPUT_TOPICS": "m",

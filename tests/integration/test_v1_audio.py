@@ -74,7 +74,10 @@ async def test_fifty_calls_are_measured_in_order_and_arrive_continuously(
     total = sum(len(c.records) for c in calls)
     metrics = Metrics()
     async with Emulator(api_key=API_KEY, faults=Faults(**V1_FAULTS), record_audio=True) as emu:
-        config = v1_config(kafka_bootstrap, emu.http_url, topics)
+        # Every call ends with hume-end-of-stream, which closes its session; a long idle close keeps a
+        # call whose records reach the bridge in several fetches (a loaded machine) on one session, so that
+        # it is measured as one utterance.
+        config = v1_config(kafka_bootstrap, emu.http_url, topics, BRIDGE_V1_IDLE_CLOSE_S="10")
         async with (
             Collector(kafka_bootstrap, topics.outputs) as col,
             running_bridge(config, metrics) as bridge,

@@ -51,7 +51,9 @@ async def test_camera_streams_get_one_prediction_per_frame_in_order(
     streams = [_camera(f"cam-{i}", i * 10) for i in range(4)]
     metrics = Metrics()
     async with Emulator(api_key=API_KEY, faults=Faults(**V1_FAULTS)) as emu:
-        config = v1_config(kafka_bootstrap, emu.http_url, topics)
+        # A long idle close keeps each camera stream on one session (frame ids 0..3) even when its records
+        # reach the bridge in several fetches on a loaded machine.
+        config = v1_config(kafka_bootstrap, emu.http_url, topics, BRIDGE_V1_IDLE_CLOSE_S="10")
         async with Collector(kafka_bootstrap, topics.outputs) as col, running_bridge(config, metrics):
             await produce(kafka_bootstrap, topics.media, interleave(streams))
             await col.until(lambda rs: len(outcomes(rs, topics)) >= 20, 60, "every camera record's outcome")
