@@ -20,7 +20,7 @@ from typing import Any, Final
 import orjson
 
 from bridge.tools import samples
-from bridge.tools.chaos.corpus import CORPUS
+from bridge.tools.chaos.corpus import CORPUS, V1_CORPUS
 from bridge.tools.chaos.rig import Record, Rig
 from bridge.tools.emulator.v1 import testing as v1t
 
@@ -315,6 +315,9 @@ async def _no_rebalance(rig: Rig, p: Params) -> list[str]:
 
 
 async def _poison(rig: Rig, p: Params) -> None:
+    if rig.api == "v1":
+        await _poison_v1(rig, p)
+        return
     await rig.start_bridge()
     bad: list[Record] = [(b"bad", value, list(headers.items())) for _, value, headers, _ in CORPUS]
     await rig.produce(bad)
@@ -337,6 +340,51 @@ async def _poison_codes(rig: Rig, p: Params) -> list[str]:
     if good_errors:
         return [f"{len(good_errors)} good record(s) got error outcomes, e.g. {good_errors[0]['error']}"]
     return []
+
+
+NON_UTF8_KEY: Final = b"\xff\xfe-call"
+MANY_HEADERS: Final = 1200
+
+
+def _v1_good_calls() -> Calls:
+    """Four good calls, one with a key that is not UTF-8; another gets a record with 1,200 headers."""
+    calls = Calls(4, prefix="g")
+    calls.keys[0] = NON_UTF8_KEY
+    calls.next = dict.fromkeys(calls.keys, 0)
+    return calls
+
+
+async def _poison_v1(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+    await rig.produce(
+        (f"bad-{n:02d}".encode(), value, list(headers.items()))
+        for n, (_, value, headers, _) in enumerate(V1_CORPUS)
+    )
+    calls = _v1_good_calls()
+    records = [calls(i) for i in range(4 * 16)]
+    key, value, headers = records[9]  # g01's third record: speech
+    records[9] = (key, value, [*headers, *((f"x-chaos-{n}", b"v") for n in range(MANY_HEADERS))])
+    await rig.produce([*records, *calls.end()])
+
+
+async def _poison_v1_codes(rig: Rig, p: Params) -> list[str]:
+    problems: list[str] = []
+    got: dict[str, list[str]] = {}
+    for v in rig.output_values(rig.errors):
+        got.setdefault(str(v.get("stream_id")), []).append(str(v.get("error", {}).get("code")))
+    for n, (name, *_, code) in enumerate(V1_CORPUS):
+        codes = got.pop(f"bad-{n:02d}", [])
+        if codes != [str(code)]:
+            problems.append(f"{name}: error codes {codes}, want [{code}]")
+    if got:
+        problems.append(f"good streams got error outcomes: {got}")
+    measured = {str(v.get("stream_id")) for v in rig.output_values(rig.predictions)}
+    rig.notes["measured_streams"] = sorted(measured)
+    if len(measured) < 4:
+        problems.append(f"only {len(measured)} of the 4 good calls measured: {sorted(measured)}")
+    if not rig.alive_bridges():
+        problems.append("the bridge is down after the corpus")
+    return problems
 
 
 # -- 7. soak -------------------------------------------------------------------------------------------------
@@ -424,8 +472,8 @@ async def _memory_v1(rig: Rig, p: Params) -> None:
         await rig.flush()
     # A backlog is not live audio: let the bridge send it as fast as Hume takes it (the emulator's bucket
     # as large as the bridge's lead), so the drain measures memory, not the wall clock.
-    await rig.set_emulator_faults(audio_burst_ms=3_600_000.0)
-    await rig.start_bridge(BRIDGE_V1_PACING_LEAD_S="3600")
+    await rig.set_emulator_faults(audio_burst_ms=600_000.0)
+    await rig.start_bridge(BRIDGE_V1_PACING_LEAD_S="600")
 
 
 async def _memory_check(rig: Rig, p: Params) -> list[str]:
@@ -570,6 +618,17 @@ def _all() -> list[Scenario]:
         "good records on other streams unaffected",
         act=_poison,
         check=_poison_codes,
+        budget_s=lambda p: 60,
+        bridge_env={"BRIDGE_MAX_RECORD_BYTES": "1000000"},
+    )
+    out += _each_api(
+        ("v1",),
+        name="poison",
+        proves="v1: odd-length PCM, bad rate parameters, truncated MP3, corrupt JPEG, a 50 MP image, "
+        "zero-length audio, each on its own stream: each its own code; good calls alongside (one with a "
+        "non-UTF-8 key, one with a 1,200-header record) measured, no error, the bridge up",
+        act=_poison,
+        check=_poison_v1_codes,
         budget_s=lambda p: 60,
         bridge_env={"BRIDGE_MAX_RECORD_BYTES": "1000000"},
     )
