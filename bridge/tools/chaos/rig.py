@@ -241,9 +241,16 @@ class Rig:
         proxies'."""
         if self.emulator is not None and self.emulator.alive():
             with contextlib.suppress(Exception):
-                st = await self.emulator.stats()
-                self.notes["hume_requests"] = st["requests"]
-                self.notes["hume_dropped_connections"] = st["dropped_connections"]
+                if self.api == "v1":
+                    status, body = await http(self.emulator.admin_port, "GET", "/v1/stats")
+                    v1 = orjson.loads(body) if status == 200 else {}
+                    self.notes["hume_sessions_opened"] = v1.get("sessions_opened")
+                    self.notes["hume_session_closes"] = v1.get("closes")
+                    self.notes["hume_dropped_connections"] = v1.get("dropped_connections")
+                else:
+                    st = await self.emulator.stats()
+                    self.notes["hume_requests"] = st["requests"]
+                    self.notes["hume_dropped_connections"] = st["dropped_connections"]
         self.notes["hume_connections"] = self.hume_proxy.stats.accepted
         self.notes["broker_connections"] = self.broker_proxy.stats.accepted
         self.notes["broker_resets"] = self.broker_proxy.stats.resets
