@@ -459,7 +459,9 @@ def memory_chunk(i: int) -> bytes:
 async def _memory_v1(rig: Rig, p: Params) -> None:
     chunks = [memory_chunk(i) for i in range(8)]
     count = max(1, int(p.memory_mb * 1024 * 1024 / len(chunks[0])))
-    streams = 32
+    # at most 16 records (64 s of audio) per call: a larger backlog is more calls, not calls past the
+    # bridge's 600 s pacing lead (which would hold the drain to real time)
+    streams = max(32, -(-count // 16))
     for start in range(0, count, 200):
         batch: list[Record] = []
         for i in range(start, min(count, start + 200)):
@@ -467,7 +469,7 @@ async def _memory_v1(rig: Rig, p: Params) -> None:
             headers = [("content-type", PCM_TYPE), ("hume-stream-offset-ms", str(n * 4000).encode())]
             if i + streams >= count:
                 headers.append(("hume-end-of-stream", b"true"))
-            batch.append((f"m{i % streams:02d}".encode(), chunks[i % 8], headers))
+            batch.append((f"m{i % streams:03d}".encode(), chunks[i % 8], headers))
         await rig.produce(batch)
         await rig.flush()
     # A backlog is not live audio: let the bridge send it as fast as Hume takes it (the emulator's bucket
