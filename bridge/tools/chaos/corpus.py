@@ -7,6 +7,7 @@ from ``tests/`` (not installed).
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import wave
@@ -109,8 +110,10 @@ CORPUS: list[tuple[str, bytes | None, dict[str, bytes], str]] = [
 ]
 
 
-def _v1_corpus() -> list[tuple[str, bytes | None, dict[str, bytes], str]]:
-    """The v1 malformed corpus (realtime audio and camera frames), each with the code it must yield."""
+@functools.cache
+def v1_corpus() -> list[tuple[str, bytes | None, dict[str, bytes], str]]:
+    """The v1 malformed corpus (realtime audio and camera frames), each with the code it must yield
+    (built on first use: it encodes an MP3)."""
     from bridge.tools import samples
 
     mp3 = samples.mp3(1.0)
@@ -146,6 +149,3 @@ def _v1_corpus() -> list[tuple[str, bytes | None, dict[str, bytes], str]]:
         ("zero-length WAV", b"", {"content-type": b"audio/wav"}, Code.EMPTY_VALUE),
         ("zero-length PCM", b"", pcm, Code.EMPTY_VALUE),
     ]
-
-
-V1_CORPUS: list[tuple[str, bytes | None, dict[str, bytes], str]] = _v1_corpus()

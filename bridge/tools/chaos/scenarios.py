@@ -20,7 +20,7 @@ from typing import Any, Final
 import orjson
 
 from bridge.tools import samples
-from bridge.tools.chaos.corpus import CORPUS, V1_CORPUS
+from bridge.tools.chaos.corpus import CORPUS, v1_corpus
 from bridge.tools.chaos.rig import Record, Rig
 from bridge.tools.emulator.v1 import testing as v1t
 
@@ -358,7 +358,7 @@ async def _poison_v1(rig: Rig, p: Params) -> None:
     await rig.start_bridge()
     await rig.produce(
         (f"bad-{n:02d}".encode(), value, list(headers.items()))
-        for n, (_, value, headers, _) in enumerate(V1_CORPUS)
+        for n, (_, value, headers, _) in enumerate(v1_corpus())
     )
     calls = _v1_good_calls()
     records = [calls(i) for i in range(4 * 16)]
@@ -372,7 +372,7 @@ async def _poison_v1_codes(rig: Rig, p: Params) -> list[str]:
     got: dict[str, list[str]] = {}
     for v in rig.output_values(rig.errors):
         got.setdefault(str(v.get("stream_id")), []).append(str(v.get("error", {}).get("code")))
-    for n, (name, *_, code) in enumerate(V1_CORPUS):
+    for n, (name, *_, code) in enumerate(v1_corpus()):
         codes = got.pop(f"bad-{n:02d}", [])
         if codes != [str(code)]:
             problems.append(f"{name}: error codes {codes}, want [{code}]")

@@ -10,7 +10,7 @@ import pytest
 from bridge.cli import build_parser
 from bridge.tools.chaos import scenarios as S
 from bridge.tools.chaos.accounting import Accounts
-from bridge.tools.chaos.corpus import CORPUS
+from bridge.tools.chaos.corpus import CORPUS, v1_corpus
 from bridge.tools.chaos.proxy import due_time, transmit_time
 from bridge.tools.chaos.report import Result, Verdict, exit_code, markdown, table
 from bridge.tools.chaos.rig import ProcessRecord, count_error_lines, count_tracebacks, log_events
@@ -171,3 +171,17 @@ def test_v1_calls_are_continuous_per_stream_and_end_with_end_of_stream() -> None
         assert dict(mine[-1][2]).get("hume-end-of-stream") == b"true"
         speech = [v == S._SPEECH for _, v, _ in mine[:8]]
         assert speech == [False, False, True, True, True, True, False, False]
+
+
+def test_the_v1_corpus_is_one_coded_record_per_fault() -> None:
+    """Every v1 corpus entry has a content type, a precise code, and a distinct name."""
+    corpus = v1_corpus()
+    assert len({name for name, *_ in corpus}) == len(corpus) == 8
+    assert all(headers.get("content-type") for _, _, headers, _ in corpus)
+    assert {str(code) for *_, code in corpus} == {
+        "AUDIO_DECODE_FAILED",
+        "INVALID_MEDIA_PARAMETERS",
+        "IMAGE_DECODE_FAILED",
+        "IMAGE_TOO_LARGE",
+        "EMPTY_VALUE",
+    }
