@@ -14,6 +14,23 @@ the ``hume-source`` header; committed offsets are the bridge group's, read back 
   reorders.
 - **stuck partitions**: input partitions whose committed offset did not reach their end.
 - **unexpected**: outcomes naming an input that is not in the input topic.
+
+Hume v1 (:func:`account_v1`) has no one outcome per record: a measurement covers a window of records (its
+``sources``), a record of silence is settled without any output, and a bad record gets an error outcome.
+There, an input is
+
+- **measured** when some measurement's ``sources`` name it, **errored** when an error outcome names it,
+- **silent** when neither, but the group's final committed offset of its partition is past it: the
+  bridge commits only behind settled records, so a committed record that no output names is one the
+  bridge settled as silence. (Read from the broker like everything else here; the bridge's own
+  ``hume_bridge_records_total{outcome}`` is per process and starts again at zero after a restart or a
+  ``kill -9``, so it cannot account across the processes of a scenario.)
+- **lost** when none of these: no measurement, no error, and at or past its partition's commit.
+
+**duplicates** are coverings beyond the first (a record in two measurements: a window measured again on a
+new session) and errors beyond the first; **order violations** are walked per stream and output topic as
+for v0, over each measurement's sources in output order (a re-measured window repeats sources already
+seen: a duplicate, not a reorder).
 """
 
 from __future__ import annotations
@@ -54,6 +71,9 @@ class Accounts:
     duplicates_above_commit: int = 0
     order_violations: int = 0
     unexpected: int = 0
+    measured: int | None = None  # v1 only: inputs covered by a measurement's sources
+    silent: int | None = None  # v1 only: committed inputs that no output names
+    errored: int | None = None  # v1 only: inputs with an error outcome
     stuck_partitions: list[str] = field(default_factory=list)
     lost_sample: list[str] = field(default_factory=list)
     violation_sample: list[str] = field(default_factory=list)
@@ -136,6 +156,95 @@ def account(
             highest[stream] = record.offset
     acc.outcomes = len(seen)
     missing = [s for s in ins if s not in seen]
+    acc.lost = len(missing)
+    acc.lost_sample = missing[:sample]
+    for (topic, partition), end in sorted(end_offsets(ins.values()).items()):
+        commit = committed.get((topic, partition))
+        if commit is None or commit < end:
+            acc.stuck_partitions.append(f"{topic}/{partition} (committed {commit}, end {end})")
+    return acc
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One v1 measurement on the predictions topic: the records its ``sources`` name."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    sources: tuple[str, ...]  # "<topic>/<partition>/<offset>" of each covered input, in the value's order
+
+
+def account_v1(
+    inputs: Iterable[Input],
+    measurements: Iterable[Measurement],
+    errors: Iterable[Outcome],
+    committed: Mapping[TopicPartition, int | None],
+    sample: int = 5,
+) -> Accounts:
+    """The v1 accounts (see the module's docstring): measured, silent, errored, lost, duplicates and
+    order per stream; ``outcomes`` is every input accounted for (measured, silent or errored)."""
+    ins = {source_of(r): r for r in inputs}
+    acc = Accounts(inputs=len(ins))
+    covered: dict[str, int] = defaultdict(int)
+    errored: dict[str, int] = defaultdict(int)
+    highest: dict[tuple[str, str, int, bytes | None], int] = {}
+
+    def duplicate(source: str, record: Input) -> None:
+        if len(acc.duplicate_sample) < sample:
+            acc.duplicate_sample.append(source)
+        commit = committed.get((record.topic, record.partition))
+        if commit is not None and record.offset < commit:
+            acc.duplicates_below_commit += 1
+        else:
+            acc.duplicates_above_commit += 1
+
+    def first(out_topic: str, source: str, record: Input) -> None:
+        if record.key is None:
+            return
+        stream = (out_topic, record.topic, record.partition, record.key)
+        top = highest.get(stream, -1)
+        if record.offset < top:
+            acc.order_violations += 1
+            if len(acc.violation_sample) < sample:
+                acc.violation_sample.append(f"{source} after offset {top}")
+        else:
+            highest[stream] = record.offset
+
+    for m in sorted(measurements, key=lambda m: (m.topic, m.partition, m.offset)):
+        for source in m.sources:
+            record = ins.get(source)
+            if record is None:
+                acc.unexpected += 1
+                continue
+            covered[source] += 1
+            if covered[source] > 1:
+                duplicate(source, record)
+            else:
+                first(m.topic, source, record)
+    for o in sorted(errors, key=lambda o: (o.topic, o.partition, o.offset)):
+        record = ins.get(o.source)
+        if record is None:
+            acc.unexpected += 1
+            continue
+        errored[o.source] += 1
+        if errored[o.source] > 1:
+            duplicate(o.source, record)
+        else:
+            first(o.topic, o.source, record)
+
+    silent: list[str] = []
+    missing: list[str] = []
+    for source, record in ins.items():
+        if source in covered or source in errored:
+            continue
+        commit = committed.get((record.topic, record.partition))
+        (silent if commit is not None and record.offset < commit else missing).append(source)
+    acc.measured = len(covered)
+    acc.errored = len([s for s in errored if s not in covered])
+    acc.silent = len(silent)
+    acc.outcomes = acc.measured + acc.errored + acc.silent
     acc.lost = len(missing)
     acc.lost_sample = missing[:sample]
     for (topic, partition), end in sorted(end_offsets(ins.values()).items()):

@@ -7,6 +7,7 @@ from ``tests/`` (not installed).
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import wave
@@ -107,3 +108,44 @@ CORPUS: list[tuple[str, bytes | None, dict[str, bytes], str]] = [
         Code.FACEMESH_TOO_LARGE,
     ),
 ]
+
+
+@functools.cache
+def v1_corpus() -> list[tuple[str, bytes | None, dict[str, bytes], str]]:
+    """The v1 malformed corpus (realtime audio and camera frames), each with the code it must yield
+    (built on first use: it encodes an MP3)."""
+    from bridge.tools import samples
+
+    mp3 = samples.mp3(1.0)
+    jpeg = samples.jpeg(200, 150)
+    pcm = {"content-type": b"audio/pcm;rate=16000"}
+    return [
+        ("odd-length PCM", b"\x01\x02\x03", pcm, Code.AUDIO_DECODE_FAILED),
+        (
+            "L16 rate not a number",
+            b"\x00" * 3200,
+            {"content-type": b"audio/L16;rate=fast"},
+            Code.INVALID_MEDIA_PARAMETERS,
+        ),
+        (
+            "PCM rate zero",
+            b"\x00" * 3200,
+            {"content-type": b"audio/pcm;rate=0"},
+            Code.INVALID_MEDIA_PARAMETERS,
+        ),
+        (
+            "truncated MP3",
+            mp3[: len(mp3) // 2 + 3],
+            {"content-type": b"audio/mpeg"},
+            Code.AUDIO_DECODE_FAILED,
+        ),
+        ("corrupt JPEG", jpeg[: len(jpeg) // 2], {"content-type": b"image/jpeg"}, Code.IMAGE_DECODE_FAILED),
+        (
+            "a 50 MP image",
+            samples.png_claiming(10_000, 5_000),
+            {"content-type": b"image/png"},
+            Code.IMAGE_TOO_LARGE,
+        ),
+        ("zero-length WAV", b"", {"content-type": b"audio/wav"}, Code.EMPTY_VALUE),
+        ("zero-length PCM", b"", pcm, Code.EMPTY_VALUE),
+    ]

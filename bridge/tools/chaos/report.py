@@ -64,6 +64,9 @@ class Result:
             "wall_s": round(self.wall_s, 1),
             "inputs": a.inputs if a else None,
             "outcomes": a.outcomes if a else None,
+            "measured": a.measured if a else None,
+            "silent": a.silent if a else None,
+            "errored": a.errored if a else None,
             "lost": a.lost if a else None,
             "duplicates_below_commit": a.duplicates_below_commit if a else None,
             "duplicates_above_commit": a.duplicates_above_commit if a else None,
@@ -98,6 +101,13 @@ COLUMNS = (
 )
 
 
+def _outcomes(a: Accounts) -> str:
+    """v0: inputs with an outcome; v1: those settled or errored, as measured+silent+errored."""
+    if a.measured is None:
+        return str(a.outcomes)
+    return f"{a.outcomes} ({a.measured}+{a.silent}+{a.errored})"
+
+
 def row(r: Result) -> tuple[str, ...]:
     a = r.accounts
     exits = "ok" if all(p.ok for p in r.processes) else "BAD"
@@ -106,7 +116,7 @@ def row(r: Result) -> tuple[str, ...]:
         str(r.verdict),
         f"{r.wall_s:.0f}",
         str(a.inputs) if a else "-",
-        str(a.outcomes) if a else "-",
+        _outcomes(a) if a else "-",
         str(a.lost) if a else "-",
         f"{a.duplicates_below_commit}/{a.duplicates_above_commit}" if a else "-",
         str(a.order_violations) if a else "-",

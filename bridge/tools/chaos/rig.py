@@ -27,15 +27,32 @@ import orjson
 
 from bridge.tools.benchmark.procs import BenchError, BridgeProcess, EmulatorProcess, RssWatch, http
 from bridge.tools.chaos import kafka
-from bridge.tools.chaos.accounting import Accounts, Input, Outcome, account, slope_per_minute
+from bridge.tools.chaos.accounting import (
+    Accounts,
+    Input,
+    Measurement,
+    Outcome,
+    account,
+    account_v1,
+    slope_per_minute,
+)
 from bridge.tools.chaos.broker import FreezableBroker
 from bridge.tools.chaos.proxy import HOST, FaultProxy
 
 API_KEY: Final = "chaos-key-0123456789"
 SEQ_HEADER: Final = "chaos-seq"
 _TRACEBACK = re.compile(r"^Traceback \(most recent call last\):", re.MULTILINE)
-# Where each upstream API lives on the emulator; a v1 variant adds its path here.
-API_PATHS: Final = {"v0": "/v0/stream/models"}
+# Where each upstream API lives on the emulator: v0 a WebSocket path, v1 the HTTP base (the bridge derives
+# the realtime WebSocket URL from it).
+API_PATHS: Final = {"v0": "ws://{address}/v0/stream/models", "v1": "http://{address}"}
+# v1 defaults: the bridge may lead real time by 10 s and the emulator takes such bursts (pacing 40 times
+# real time), so a scenario's audio is not held to the wall clock; sessions idle 1 s are closed.
+V1_BRIDGE_ENV: Final = {
+    "BRIDGE_V1_PACING_LEAD_S": "10",
+    "BRIDGE_V1_IDLE_CLOSE_S": "1",
+    "BRIDGE_V1_CLOSE_TIMEOUT_S": "10",
+}
+V1_EMULATOR_FAULTS: Final = {"audio_burst_ms": 12_000.0, "pace_factor": 40.0}
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 
@@ -137,6 +154,9 @@ class Rig:
         self._stack = contextlib.AsyncExitStack()  # owns the task group of the memory sampler
         self._seq: dict[bytes | None, int] = {}
         self.notes: dict[str, Any] = {}
+        self.workload: Any = None  # the scenario's stateful workload (v1 calls), see scenarios.workload
+        if self.api == "v1":
+            self.emulator_faults = {**V1_EMULATOR_FAULTS, **self.emulator_faults}
 
     @property
     def bootstrap(self) -> str:
@@ -144,7 +164,7 @@ class Rig:
 
     @property
     def hume_url(self) -> str:
-        return f"ws://{self.hume_proxy.address}{API_PATHS[self.api]}"
+        return API_PATHS[self.api].format(address=self.hume_proxy.address)
 
     # -- set-up and tear-down ---------------------------------------------------------------------------
 
@@ -221,12 +241,29 @@ class Rig:
         proxies'."""
         if self.emulator is not None and self.emulator.alive():
             with contextlib.suppress(Exception):
-                st = await self.emulator.stats()
-                self.notes["hume_requests"] = st["requests"]
-                self.notes["hume_dropped_connections"] = st["dropped_connections"]
+                if self.api == "v1":
+                    status, body = await http(self.emulator.admin_port, "GET", "/v1/stats")
+                    v1 = orjson.loads(body) if status == 200 else {}
+                    self.notes["hume_sessions_opened"] = v1.get("sessions_opened")
+                    self.notes["hume_session_closes"] = v1.get("closes")
+                    self.notes["hume_dropped_connections"] = v1.get("dropped_connections")
+                else:
+                    st = await self.emulator.stats()
+                    self.notes["hume_requests"] = st["requests"]
+                    self.notes["hume_dropped_connections"] = st["dropped_connections"]
         self.notes["hume_connections"] = self.hume_proxy.stats.accepted
         self.notes["broker_connections"] = self.broker_proxy.stats.accepted
         self.notes["broker_resets"] = self.broker_proxy.stats.resets
+
+    async def shutdown_sessions(self) -> int:
+        """v1: ``session.closed{server_shutdown}`` to every open session at once (a deployment of Hume's
+        side); returns how many sessions were told."""
+        assert self.emulator is not None
+        status, body = await http(self.emulator.admin_port, "POST", "/v1/shutdown-sessions")
+        if status != 200:
+            raise ChaosError(f"POST /v1/shutdown-sessions answered {status}")
+        sessions: int = orjson.loads(body)["sessions"]
+        return sessions
 
     async def set_emulator_faults(self, **changes: Any) -> None:
         self.emulator_faults.update(changes)
@@ -258,6 +295,8 @@ class Rig:
             "BRIDGE_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             "BRIDGE_SHUTDOWN_DRAIN_S": "10",
         }
+        if self.api == "v1":
+            env.update(V1_BRIDGE_ENV)
         env.update(self.bridge_overrides)
         env.update(overrides)
         return env
@@ -275,7 +314,8 @@ class Rig:
         return i
 
     async def wait_ready(self, i: int, timeout_s: float = 60.0) -> None:
-        await self.bridges[i].proc.wait_ready(1, timeout_s)
+        # v0 keeps a pool of sessions open; v1 opens one per stream when its first record comes
+        await self.bridges[i].proc.wait_ready(0 if self.api == "v1" else 1, timeout_s)
 
     def alive_bridges(self) -> list[int]:
         return [i for i, b in enumerate(self.bridges) if b.proc.alive()]
@@ -400,6 +440,28 @@ class Rig:
             out.append(Outcome(r.topic, r.partition, r.offset, source, r.key, code))
         return out
 
+    def measurements(self) -> list[Measurement]:
+        """v1: every record of the predictions topic with the inputs its ``sources`` name."""
+        assert self.reader is not None
+        out: list[Measurement] = []
+        for r in self.reader.records:
+            if r.topic != self.predictions or not r.value:
+                continue
+            sources: tuple[str, ...] = ()
+            with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+                sources = tuple(
+                    f"{s['topic']}/{s['partition']}/{s['offset']}" for s in orjson.loads(r.value)["sources"]
+                )
+            out.append(Measurement(r.topic, r.partition, r.offset, r.key, sources))
+        return out
+
+    async def account(self) -> Accounts:
+        committed = await self.committed()
+        if self.api == "v1":
+            errors = [o for o in self.outcomes() if o.topic == self.errors]
+            return account_v1(self.inputs(), self.measurements(), errors, committed)
+        return account(self.inputs(), self.outcomes(), committed)
+
     def output_values(self, topic: str) -> list[dict[str, Any]]:
         assert self.reader is not None
         return [orjson.loads(r.value) for r in self.reader.records if r.topic == topic and r.value]
@@ -417,7 +479,7 @@ class Rig:
         deadline = time.monotonic() + timeout_s
         while True:
             await asyncio.to_thread(self._read, 1.0)
-            acc = account(self.inputs(), self.outcomes(), await self.committed())
+            acc = await self.account()
             enough = acc.inputs >= self.producer.delivered
             if enough and acc.lost == 0 and not acc.stuck_partitions:
                 return acc
@@ -426,7 +488,7 @@ class Rig:
             if not self.alive_bridges():
                 # nobody left to make progress: read what is there and stop waiting
                 await asyncio.to_thread(self._read, 1.0)
-                return account(self.inputs(), self.outcomes(), await self.committed())
+                return await self.account()
 
     async def stop_all(self) -> None:
         for i in self.alive_bridges():

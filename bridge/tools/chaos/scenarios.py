@@ -20,10 +20,11 @@ from typing import Any, Final
 import orjson
 
 from bridge.tools import samples
-from bridge.tools.chaos.corpus import CORPUS
+from bridge.tools.chaos.corpus import CORPUS, v1_corpus
 from bridge.tools.chaos.rig import Record, Rig
+from bridge.tools.emulator.v1 import testing as v1t
 
-APIS: Final = ("v0",)
+APIS: Final = ("v0", "v1")
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,58 @@ def mixed(i: int, streams: int = 12) -> Record:
     return key, value, [("content-type", b"text/plain"), ("hume-models", TEXT_MODELS)]
 
 
+CHUNK_MS: Final = 250
+_SILENCE: Final = v1t.silence(CHUNK_MS)
+_SPEECH: Final = v1t.tone(CHUNK_MS, hz=330.0)
+PCM_TYPE: Final = b"audio/pcm;rate=16000"
+
+
+class Calls:
+    """v1 call audio on ``streams`` keys: 250 ms raw PCM records with ``hume-stream-offset-ms``, each
+    stream two seconds round of half a second of silence, a second of speech, half a second of silence
+    (an utterance: one measurement, six records; the silent ones settle without output). ``end()`` ends
+    every stream with a second of silence and ``hume-end-of-stream``."""
+
+    def __init__(self, streams: int = 8, prefix: str = "c") -> None:
+        self.keys = [f"{prefix}{n:02d}".encode() for n in range(streams)]
+        self.next = dict.fromkeys(self.keys, 0)
+
+    def chunk(self, key: bytes, *, silent: bool = False, last: bool = False) -> Record:
+        n = self.next[key]
+        self.next[key] = n + 1
+        speech = not silent and 2 <= n % 8 < 6
+        headers = [("content-type", PCM_TYPE), ("hume-stream-offset-ms", str(n * CHUNK_MS).encode())]
+        if last:
+            headers.append(("hume-end-of-stream", b"true"))
+        return key, _SPEECH if speech else _SILENCE, headers
+
+    def __call__(self, i: int) -> Record:
+        return self.chunk(self.keys[i % len(self.keys)])
+
+    def end(self) -> list[Record]:
+        return [self.chunk(k, silent=True, last=j == 3) for k in self.keys for j in range(4)]
+
+
+def workload(rig: Rig) -> Callable[[int], Record]:
+    """The scenario's steady load: mixed media for v0, call audio for v1 (one per rig, ended at settle)."""
+    if rig.api != "v1":
+        return mixed
+    if rig.workload is None:
+        rig.workload = Calls()
+    assert isinstance(rig.workload, Calls)
+    return rig.workload
+
+
+async def end_calls(rig: Rig) -> None:
+    """v1: end every call of the rig's workload (their last records settle by end of stream)."""
+    calls, rig.workload = rig.workload, None
+    if isinstance(calls, Calls):
+        await rig.produce(calls.end())
+
+
 async def _feed_while(rig: Rig, rate: float, duration_s: float, *steps: tuple[float, Act], p: Params) -> None:
-    """Produce mixed records for ``duration_s`` while carrying out each ``(at_s, step)`` at its time."""
+    """Produce the rig's workload for ``duration_s`` while carrying out each ``(at_s, step)`` at its time;
+    v1 calls are ended after."""
 
     async def timeline() -> None:
         start = time.monotonic()
@@ -111,8 +162,9 @@ async def _feed_while(rig: Rig, rate: float, duration_s: float, *steps: tuple[fl
             await step(rig, p)
 
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(rig.feed(mixed, rate, duration_s))
+        tg.create_task(rig.feed(workload(rig), rate, duration_s))
         tg.create_task(timeline())
+    await end_calls(rig)
 
 
 # -- 1. broker frozen ----------------------------------------------------------------------------------------
@@ -154,6 +206,34 @@ async def _emulator_restart(rig: Rig, p: Params) -> None:
         await r.start_emulator()
 
     await _feed_while(rig, 20, 12, (4.0, kill), (6.5, restart), p=p)
+
+
+async def _server_shutdown(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+
+    async def shutdown(r: Rig, pp: Params) -> None:
+        told = await r.shutdown_sessions()
+        r.notes["sessions_shut_down"] = r.notes.get("sessions_shut_down", 0) + told
+
+    await _feed_while(rig, 16, 12, (4.0, shutdown), (8.0, shutdown), p=p)
+
+
+async def _sessions_resumed(rig: Rig, p: Params) -> list[str]:
+    """The shutdowns hit open sessions, and every stream went on being measured on new sessions."""
+    problems = []
+    if not rig.notes.get("sessions_shut_down"):
+        problems.append("no session was open to be shut down")
+    sessions: dict[str, set[str]] = {}
+    for v in rig.output_values(rig.predictions):
+        sessions.setdefault(str(v.get("stream_id")), set()).add(str(v.get("session_id")))
+    rig.notes["sessions_per_stream"] = {k: len(v) for k, v in sorted(sessions.items())}
+    want = len(Calls().keys)
+    if len(sessions) < want:
+        problems.append(f"only {len(sessions)} of {want} streams were measured")
+    one = sorted(k for k, v in sessions.items() if len(v) < 2)
+    if one:
+        problems.append(f"stream(s) {', '.join(one)} measured on one session only: not resumed")
+    return problems
 
 
 # -- 3. blackhole to Hume ------------------------------------------------------------------------------------
@@ -235,6 +315,9 @@ async def _no_rebalance(rig: Rig, p: Params) -> list[str]:
 
 
 async def _poison(rig: Rig, p: Params) -> None:
+    if rig.api == "v1":
+        await _poison_v1(rig, p)
+        return
     await rig.start_bridge()
     bad: list[Record] = [(b"bad", value, list(headers.items())) for _, value, headers, _ in CORPUS]
     await rig.produce(bad)
@@ -257,6 +340,51 @@ async def _poison_codes(rig: Rig, p: Params) -> list[str]:
     if good_errors:
         return [f"{len(good_errors)} good record(s) got error outcomes, e.g. {good_errors[0]['error']}"]
     return []
+
+
+NON_UTF8_KEY: Final = b"\xff\xfe-call"
+MANY_HEADERS: Final = 1200
+
+
+def _v1_good_calls() -> Calls:
+    """Four good calls, one with a key that is not UTF-8; another gets a record with 1,200 headers."""
+    calls = Calls(4, prefix="g")
+    calls.keys[0] = NON_UTF8_KEY
+    calls.next = dict.fromkeys(calls.keys, 0)
+    return calls
+
+
+async def _poison_v1(rig: Rig, p: Params) -> None:
+    await rig.start_bridge()
+    await rig.produce(
+        (f"bad-{n:02d}".encode(), value, list(headers.items()))
+        for n, (_, value, headers, _) in enumerate(v1_corpus())
+    )
+    calls = _v1_good_calls()
+    records = [calls(i) for i in range(4 * 16)]
+    key, value, headers = records[9]  # g01's third record: speech
+    records[9] = (key, value, [*headers, *((f"x-chaos-{n}", b"v") for n in range(MANY_HEADERS))])
+    await rig.produce([*records, *calls.end()])
+
+
+async def _poison_v1_codes(rig: Rig, p: Params) -> list[str]:
+    problems: list[str] = []
+    got: dict[str, list[str]] = {}
+    for v in rig.output_values(rig.errors):
+        got.setdefault(str(v.get("stream_id")), []).append(str(v.get("error", {}).get("code")))
+    for n, (name, *_, code) in enumerate(v1_corpus()):
+        codes = got.pop(f"bad-{n:02d}", [])
+        if codes != [str(code)]:
+            problems.append(f"{name}: error codes {codes}, want [{code}]")
+    if got:
+        problems.append(f"good streams got error outcomes: {got}")
+    measured = {str(v.get("stream_id")) for v in rig.output_values(rig.predictions)}
+    rig.notes["measured_streams"] = sorted(measured)
+    if len(measured) < 4:
+        problems.append(f"only {len(measured)} of the 4 good calls measured: {sorted(measured)}")
+    if not rig.alive_bridges():
+        problems.append("the bridge is down after the corpus")
+    return problems
 
 
 # -- 7. soak -------------------------------------------------------------------------------------------------
@@ -309,6 +437,9 @@ MEMORY_LIMIT_MB: Final = 256.0
 
 
 async def _memory(rig: Rig, p: Params) -> None:
+    if rig.api == "v1":
+        await _memory_v1(rig, p)
+        return
     chunk = samples.wav(4.0, seed=1)  # 128 KB of 16 kHz 16-bit mono
     count = max(1, int(p.memory_mb * 1024 * 1024 / len(chunk)))
     for start in range(0, count, 200):
@@ -318,6 +449,33 @@ async def _memory(rig: Rig, p: Params) -> None:
         )
         await rig.flush()
     await rig.start_bridge()
+
+
+def memory_chunk(i: int) -> bytes:
+    """v1: a 4 s PCM record: a second of silence, two of speech, one of silence (one utterance)."""
+    return v1t.silence(1000) + v1t.tone(2000, hz=220.0 + 10 * (i % 8)) + v1t.silence(1000)
+
+
+async def _memory_v1(rig: Rig, p: Params) -> None:
+    chunks = [memory_chunk(i) for i in range(8)]
+    count = max(1, int(p.memory_mb * 1024 * 1024 / len(chunks[0])))
+    # at most 16 records (64 s of audio) per call: a larger backlog is more calls, not calls past the
+    # bridge's 600 s pacing lead (which would hold the drain to real time)
+    streams = max(32, -(-count // 16))
+    for start in range(0, count, 200):
+        batch: list[Record] = []
+        for i in range(start, min(count, start + 200)):
+            n = i // streams
+            headers = [("content-type", PCM_TYPE), ("hume-stream-offset-ms", str(n * 4000).encode())]
+            if i + streams >= count:
+                headers.append(("hume-end-of-stream", b"true"))
+            batch.append((f"m{i % streams:03d}".encode(), chunks[i % 8], headers))
+        await rig.produce(batch)
+        await rig.flush()
+    # A backlog is not live audio: let the bridge send it as fast as Hume takes it (the emulator's bucket
+    # as large as the bridge's lead), so the drain measures memory, not the wall clock.
+    await rig.set_emulator_faults(audio_burst_ms=600_000.0)
+    await rig.start_bridge(BRIDGE_V1_PACING_LEAD_S="600")
 
 
 async def _memory_check(rig: Rig, p: Params) -> list[str]:
@@ -380,6 +538,7 @@ def _all() -> list[Scenario]:
         settle_s=90,
     )
     out += _each_api(
+        ("v0", "v1"),
         name="emulator-restart",
         proves="Hume killed (-9) and back 2.5 s later on another port: in-flight requests are resent",
         check=_no_errors,
@@ -387,6 +546,17 @@ def _all() -> list[Scenario]:
         budget_s=lambda p: 90,
     )
     out += _each_api(
+        ("v1",),
+        name="server-shutdown",
+        proves="v1: session.closed{server_shutdown} to every open session at once, twice (a deployment "
+        "of Hume's side): every record settled, nothing lost, order kept, every stream resumed on new "
+        "sessions",
+        check=_checks(_no_errors, _sessions_resumed),
+        act=_server_shutdown,
+        budget_s=lambda p: 90,
+    )
+    out += _each_api(
+        ("v0", "v1"),
         name="hume-blackhole",
         proves="Hume unreachable without RST or FIN (packets vanish) then healed: outage detected by "
         "deadlines, no error records for the backlog, everything flows after",
@@ -405,6 +575,7 @@ def _all() -> list[Scenario]:
         bridge_env={"BRIDGE_REPLY_TIMEOUT_S": "5", "BRIDGE_CONNECT_TIMEOUT_S": "3"},
     )
     out += _each_api(
+        ("v0", "v1"),
         name="group-2-kill9",
         proves="two bridges in one group, one kill -9'd while producing: its partitions move, nothing lost",
         check=_no_errors,
@@ -453,6 +624,17 @@ def _all() -> list[Scenario]:
         bridge_env={"BRIDGE_MAX_RECORD_BYTES": "1000000"},
     )
     out += _each_api(
+        ("v1",),
+        name="poison",
+        proves="v1: odd-length PCM, bad rate parameters, truncated MP3, corrupt JPEG, a 50 MP image, "
+        "zero-length audio, each on its own stream: each its own code; good calls alongside (one with a "
+        "non-UTF-8 key, one with a 1,200-header record) measured, no error, the bridge up",
+        act=_poison,
+        check=_poison_v1_codes,
+        budget_s=lambda p: 60,
+        bridge_env={"BRIDGE_MAX_RECORD_BYTES": "1000000"},
+    )
+    out += _each_api(
         name="soak",
         proves="mixed load with 5 % of Hume messages dropping their connection, broker connections reset "
         "(5 % each second), latency jitter both ways: every record accounted for, buffers empty after, "
@@ -463,8 +645,10 @@ def _all() -> list[Scenario]:
         settle_s=90,
     )
     out += _each_api(
+        ("v0", "v1"),
         name="memory",
-        proves="a backlog of 4 s WAV chunks drained from the start: peak RSS under 256 MiB",
+        proves="a backlog of 4 s audio chunks (v0 WAV, v1 raw PCM calls) drained from the start: peak RSS "
+        "under 256 MiB",
         act=_memory,
         check=_checks(_no_errors, _memory_check),
         budget_s=lambda p: p.memory_mb * 2 + 90,

@@ -10,7 +10,7 @@ import pytest
 from bridge.cli import build_parser
 from bridge.tools.chaos import scenarios as S
 from bridge.tools.chaos.accounting import Accounts
-from bridge.tools.chaos.corpus import CORPUS
+from bridge.tools.chaos.corpus import CORPUS, v1_corpus
 from bridge.tools.chaos.proxy import due_time, transmit_time
 from bridge.tools.chaos.report import Result, Verdict, exit_code, markdown, table
 from bridge.tools.chaos.rig import ProcessRecord, count_error_lines, count_tracebacks, log_events
@@ -142,3 +142,46 @@ def test_process_logs_are_read_for_tracebacks_events_and_error_lines(tmp_path: P
     assert log_events(log, "partitions_revoked") == 0
     assert count_error_lines(log) == 1
     assert count_tracebacks(tmp_path / "missing.log") == 0
+
+
+def test_the_v1_variants_are_listed_and_the_v1_only_ones_for_v1_alone() -> None:
+    """The default set runs the v1 variants beside v0's; server_shutdown is v1 only; the table shows v1's
+    settled records as measured+silent+errored."""
+    ids = {s.id for s in S.select([], known_defects=False)}
+    for name in ("emulator-restart", "hume-blackhole", "group-2-kill9", "memory"):
+        assert {f"{name}/v0", f"{name}/v1"} <= ids
+    assert "server-shutdown/v1" in ids and "server-shutdown/v0" not in ids
+    assert "poison/v1" in ids
+    assert [s.id for s in S.select(["server-shutdown"], known_defects=False)] == ["server-shutdown/v1"]
+    assert all(s.api == "v0" for s in S.select([], known_defects=False, apis=("v0",)))
+    v1 = Result("s", "v1", "proves", 1.0, Accounts(inputs=5, outcomes=5, measured=2, silent=2, errored=1))
+    assert "5 (2+2+1)" in table([v1])
+
+
+def test_v1_calls_are_continuous_per_stream_and_end_with_end_of_stream() -> None:
+    """Each stream's offsets step by 250 ms without gap; speech in the middle of every two seconds; the
+    end adds a second of silence closed by hume-end-of-stream."""
+    calls = S.Calls(2)
+    records = [calls(i) for i in range(16)] + calls.end()
+    for key in calls.keys:
+        mine = [r for r in records if r[0] == key]
+        offsets = [int(dict(h)["hume-stream-offset-ms"]) for _, _, h in mine]
+        assert offsets == [250 * n for n in range(len(mine))]
+        assert [dict(h).get("hume-end-of-stream") for _, _, h in mine].count(b"true") == 1
+        assert dict(mine[-1][2]).get("hume-end-of-stream") == b"true"
+        speech = [v == S._SPEECH for _, v, _ in mine[:8]]
+        assert speech == [False, False, True, True, True, True, False, False]
+
+
+def test_the_v1_corpus_is_one_coded_record_per_fault() -> None:
+    """Every v1 corpus entry has a content type, a precise code, and a distinct name."""
+    corpus = v1_corpus()
+    assert len({name for name, *_ in corpus}) == len(corpus) == 8
+    assert all(headers.get("content-type") for _, _, headers, _ in corpus)
+    assert {str(code) for *_, code in corpus} == {
+        "AUDIO_DECODE_FAILED",
+        "INVALID_MEDIA_PARAMETERS",
+        "IMAGE_DECODE_FAILED",
+        "IMAGE_TOO_LARGE",
+        "EMPTY_VALUE",
+    }
