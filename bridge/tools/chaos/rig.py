@@ -36,8 +36,8 @@ from bridge.tools.chaos.accounting import (
     account_v1,
     slope_per_minute,
 )
-from bridge.tools.chaos.broker import FreezableBroker
 from bridge.tools.chaos.proxy import HOST, FaultProxy
+from bridge.tools.embedded import EmbeddedBroker
 
 API_KEY: Final = "chaos-key-0123456789"
 SEQ_HEADER: Final = "chaos-seq"
@@ -141,7 +141,7 @@ class Rig:
         self.group = f"chaos-{self.name}-{tag}"
         self.broker_proxy = FaultProxy((HOST, 1), seed=1)
         self.hume_proxy = FaultProxy((HOST, 1), seed=2)
-        self.broker: FreezableBroker | None = None
+        self.broker: EmbeddedBroker | None = None
         self.emulator: EmulatorProcess | None = None
         self.emulators: list[ProcessRecord] = []
         self.bridges: list[_Bridge] = []
@@ -179,7 +179,9 @@ class Rig:
     async def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         await self.broker_proxy.start()
-        self.broker = await asyncio.to_thread(FreezableBroker(self.broker_proxy.port).start)
+        self.broker = await asyncio.to_thread(
+            EmbeddedBroker(HOST, advertised_port=self.broker_proxy.port).start
+        )
         self.broker_proxy.upstream = (HOST, self.broker.port)
         await self.hume_proxy.start()
         await self.start_emulator()
