@@ -116,6 +116,41 @@ def end_offsets(inputs: Iterable[Input]) -> dict[TopicPartition, int]:
     return ends
 
 
+@dataclass(slots=True)
+class _Checks:
+    """The duplicate and order checks both accountings make, writing into ``acc``: a repeat is a duplicate
+    below or above its partition's committed offset; a record's first outcome arriving after a later
+    record's of the same stream (per output topic) is an order violation."""
+
+    acc: Accounts
+    committed: Mapping[TopicPartition, int | None]
+    sample: int
+    # (output topic, stream) -> highest input offset whose first outcome was seen
+    highest: dict[tuple[str, str, int, bytes | None], int] = field(default_factory=dict)
+
+    def duplicate(self, source: str, record: Input) -> None:
+        acc = self.acc
+        if len(acc.duplicate_sample) < self.sample:
+            acc.duplicate_sample.append(source)
+        commit = self.committed.get((record.topic, record.partition))
+        if commit is not None and record.offset < commit:
+            acc.duplicates_below_commit += 1
+        else:
+            acc.duplicates_above_commit += 1
+
+    def first(self, out_topic: str, source: str, record: Input) -> None:
+        if record.key is None:
+            return  # an unkeyed record is a stream of its own: nothing to be out of order with
+        stream = (out_topic, record.topic, record.partition, record.key)
+        top = self.highest.get(stream, -1)
+        if record.offset < top:
+            self.acc.order_violations += 1
+            if len(self.acc.violation_sample) < self.sample:
+                self.acc.violation_sample.append(f"{source} after offset {top}")
+        else:
+            self.highest[stream] = record.offset
+
+
 def account(
     inputs: Iterable[Input],
     outcomes: Iterable[Outcome],
@@ -126,8 +161,7 @@ def account(
     acc = Accounts(inputs=len(ins))
     ordered = sorted(outcomes, key=lambda o: (o.topic, o.partition, o.offset))
     seen: dict[str, int] = defaultdict(int)
-    # (output topic, stream) -> highest input offset whose first outcome was seen
-    highest: dict[tuple[str, str, int, bytes | None], int] = {}
+    checks = _Checks(acc, committed, sample)
     for o in ordered:
         parsed = parse_source(o.source)
         record = ins.get(o.source)
@@ -136,24 +170,9 @@ def account(
             continue
         seen[o.source] += 1
         if seen[o.source] > 1:
-            if len(acc.duplicate_sample) < sample:
-                acc.duplicate_sample.append(o.source)
-            commit = committed.get((record.topic, record.partition))
-            if commit is not None and record.offset < commit:
-                acc.duplicates_below_commit += 1
-            else:
-                acc.duplicates_above_commit += 1
-            continue
-        if record.key is None:
-            continue  # an unkeyed record is a stream of its own: nothing to be out of order with
-        stream = (o.topic, record.topic, record.partition, record.key)
-        top = highest.get(stream, -1)
-        if record.offset < top:
-            acc.order_violations += 1
-            if len(acc.violation_sample) < sample:
-                acc.violation_sample.append(f"{o.source} after offset {top}")
+            checks.duplicate(o.source, record)
         else:
-            highest[stream] = record.offset
+            checks.first(o.topic, o.source, record)
     acc.outcomes = len(seen)
     missing = [s for s in ins if s not in seen]
     acc.lost = len(missing)
@@ -189,28 +208,8 @@ def account_v1(
     acc = Accounts(inputs=len(ins))
     covered: dict[str, int] = defaultdict(int)
     errored: dict[str, int] = defaultdict(int)
-    highest: dict[tuple[str, str, int, bytes | None], int] = {}
-
-    def duplicate(source: str, record: Input) -> None:
-        if len(acc.duplicate_sample) < sample:
-            acc.duplicate_sample.append(source)
-        commit = committed.get((record.topic, record.partition))
-        if commit is not None and record.offset < commit:
-            acc.duplicates_below_commit += 1
-        else:
-            acc.duplicates_above_commit += 1
-
-    def first(out_topic: str, source: str, record: Input) -> None:
-        if record.key is None:
-            return
-        stream = (out_topic, record.topic, record.partition, record.key)
-        top = highest.get(stream, -1)
-        if record.offset < top:
-            acc.order_violations += 1
-            if len(acc.violation_sample) < sample:
-                acc.violation_sample.append(f"{source} after offset {top}")
-        else:
-            highest[stream] = record.offset
+    checks = _Checks(acc, committed, sample)
+    duplicate, first = checks.duplicate, checks.first
 
     for m in sorted(measurements, key=lambda m: (m.topic, m.partition, m.offset)):
         for source in m.sources:
