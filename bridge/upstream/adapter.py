@@ -45,7 +45,6 @@ class UpstreamEvents(Protocol):
 
     def settled(self, last: Work) -> None:
         """Every record of ``last``'s stream handed over, up to and including ``last``, is settled."""
-        ...
 
     def lost(self, works: Sequence[Work], reason: LossReason, error: ErrorInfo) -> None: ...
 
@@ -54,7 +53,6 @@ class UpstreamEvents(Protocol):
         on, as :mod:`bridge.failures` puts them ("HTTP 401 from Hume: check HUME_API_KEY", "DNS lookup of
         api.hume.ai failed (…)"); the core logs it once per outage, summarises it while the outage lasts and
         shows it in ``/readyz``. Call it again with new words as often as it fails: only the words change."""
-        ...
 
     def recovered(self, evidence: Evidence) -> None: ...
 
@@ -68,28 +66,22 @@ class Upstream(Protocol):
 
     def lanes(self) -> dict[LaneId, int]:
         """Lanes usable now, with their free capacity."""
-        ...
 
     def usable(self) -> int:
         """How many lanes (sessions) could carry work now; zero makes the bridge unready."""
-        ...
 
     def send(self, dispatch: Dispatch, now: float) -> None: ...
 
     def drain(self) -> None:
         """Shutting down: stop feeding, and ask for the results of what was sent (v1: session.close)."""
-        ...
 
     def release(self, tps: Iterable[tuple[str, int]]) -> None:
         """These partitions are being revoked: as :meth:`drain`, for their streams only."""
-        ...
 
     def drained(self) -> bool:
         """After :meth:`drain`: True once nothing more will settle (the rest waits for the next owner)."""
-        ...
 
     async def run(self) -> None:
         """Own the sessions until :meth:`close`."""
-        ...
 
     async def close(self) -> None: ...
