@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,13 +296,14 @@ class Call:
 def call_audio(
     key: str,
     pieces: list[tuple[str, int]],
-    chunk_ms: int = 250,
+    chunk_ms: int | Sequence[int] = 250,
     *,
     wav: bool = False,
     end: bool = True,
     hz: float = 440.0,
 ) -> Call:
-    """A call of ``pieces`` (("speech"|"silence", ms)), in ``chunk_ms`` records with offsets; raw PCM
+    """A call of ``pieces`` (("speech"|"silence", ms)), in records of ``chunk_ms`` (or of each length in
+    turn, the last taking the rest) with offsets; raw PCM
     (audio/pcm) or WAV chunks; the last record says hume-end-of-stream."""
     from bridge.tools.emulator.v1 import testing as v1t
 
@@ -311,11 +312,15 @@ def call_audio(
     for kind, ms in pieces:
         pcm += v1t.tone(ms, hz=hz, start_ms=at) if kind == "speech" else v1t.silence(ms)
         at += ms
-    step = chunk_ms * 32
+    if isinstance(chunk_ms, int):
+        cuts = list(range(0, len(pcm), chunk_ms * 32))
+    else:
+        cuts = [sum(chunk_ms[:n]) * 32 for n in range(len(chunk_ms))]
     records: list[Record] = []
-    for i in range(0, len(pcm), step):
+    for seq, i in enumerate(cuts):
+        step = (cuts[seq + 1] if seq + 1 < len(cuts) else len(pcm)) - i
         chunk = pcm[i : i + step]
-        headers = [("hume-stream-offset-ms", str(i // 32).encode()), ("seq", str(i // step).encode())]
+        headers = [("hume-stream-offset-ms", str(i // 32).encode()), ("seq", str(seq).encode())]
         if wav:
             value = v1t.wav(chunk)
             headers.append(("content-type", b"audio/wav"))

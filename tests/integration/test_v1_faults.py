@@ -248,8 +248,12 @@ async def test_a_stream_failing_while_hume_is_healthy_ends_in_retries_exhausted(
 ) -> None:
     """Every session of the stream ends in an audio internal_error at its 5th frame: its unsettled records
     go again up to BRIDGE_MAX_ATTEMPTS times, then each becomes a RETRIES_EXHAUSTED error outcome, in
-    order; the bridge never pauses (Hume is healthy)."""
-    call = call_audio("failing", [("silence", 300), ("speech", 900)])
+    order; the bridge never pauses (Hume is healthy).
+
+    The silent first record (three 100 ms frames) settles at the utterance.start of the fourth frame;
+    each speech record lasts six frames, so every session a speech record starts, however the records
+    happen to arrive, reaches the failing frame before that record settles."""
+    call = call_audio("failing", [("silence", 300), ("speech", 1800)], chunk_ms=[300, 600, 600])
     total = len(call.records)
     topics: Topics = await make_topics(new_topic)
     metrics = Metrics()
