@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -48,3 +49,30 @@ async def test_v0_and_v1_share_the_port(emu: Emulator) -> None:
             assert response.status == 404 and (await response.json())["code"] == "not_found"
         async with http.get(emu.http_url + "/v1/expression/run") as response:
             assert response.status == 401
+
+
+async def test_a_client_that_vanishes_leaves_no_traceback(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clients that reset the connection (a ping just before, or right after the upgrade request) are
+    connections lost, as a network blackhole or a killed bridge leaves them: no request errors."""
+    v1_url = emu.ws_base_url + "/v1/expression/audio/realtime"
+    request = (
+        f"GET /v1/expression/audio/realtime HTTP/1.1\r\nHost: 127.0.0.1:{emu.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\nX-Hume-Api-Key: {KEY}\r\n\r\n"
+    ).encode()
+    for _ in range(10):
+        async with connect(v1_url, additional_headers={"X-Hume-Api-Key": KEY}) as ws:
+            async with asyncio.timeout(5):
+                await ws.recv()
+            await ws.ping()
+            ws.transport.abort()
+        _, writer = await asyncio.open_connection("127.0.0.1", emu.port)
+        writer.write(request)
+        writer.transport.abort()
+    await emu.wait_until(lambda: emu.stats.v1.sessions_open.get("audio", 0) == 0, 10)
+    await emu.wait_until(lambda: sum(emu.stats.v1.sessions_opened.values()) >= 10, 10)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
+        r.getMessage() for r in caplog.records
+    ]

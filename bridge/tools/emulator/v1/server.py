@@ -193,7 +193,10 @@ class V1Server:
         ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE_BYTES, compress=False, timeout=5.0)
         if not ws.can_prepare(request).ok:
             return self._error("invalid_request", "This endpoint takes a WebSocket upgrade.")
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client went away before the upgrade reply: nothing to serve
+            return web.Response(status=499)  # never written: the connection is gone
         await RealtimeSession(self, request, ws, endpoint, key).run()
         return ws
 
@@ -411,7 +414,10 @@ class RealtimeSession:
         stats = self.emu.stats.v1
         index = 0
         while True:
-            msg = await self.ws.receive()
+            try:
+                msg = await self.ws.receive()
+            except ConnectionResetError:  # a ping's pong written to a connection already gone
+                return not self.closing, None
             if msg.type is WSMsgType.CLOSE:
                 return False, int(msg.data) if msg.data is not None else None
             if msg.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
