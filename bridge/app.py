@@ -744,6 +744,14 @@ class Bridge:
         log.info("partitions_assigned", partitions=[f"{t}/{p}" for t, p in tps])
         self._apply_pause()
 
+    def _revoked_done(self, owned: list[TP]) -> bool:
+        """Revoking: nothing of these partitions is at the upstream or the producer, or the upstream
+        will settle nothing more of them (v1: their sessions closed) and every output is acknowledged."""
+        router = self.router
+        if router.busy(owned) == 0:
+            return True
+        return self.upstream.released(owned) and router.unacknowledged(owned) == 0
+
     async def _on_revoked(self, tps: list[TP]) -> None:
         owned = [tp for tp in tps if self.tracker.is_assigned(tp)]
         if not owned:
@@ -755,8 +763,8 @@ class Bridge:
             router.freeze(owned)
             self.upstream.release(owned)
             budget = 0.0 if self.hard_stop else self.config.revoke_drain_s
-            await self._settle(lambda: router.busy(owned) == 0, self.clock() + budget)
-            abandoned = router.busy(owned)
+            await self._settle(lambda: self._revoked_done(owned), self.clock() + budget)
+            left = router.busy(owned)
             await self._commit(only=set(owned))
             async with self._commit_lock:
                 for tp in owned:
@@ -767,7 +775,11 @@ class Bridge:
                     self.flow.release(work.size)
         finally:
             self._revoking.difference_update(owned)
-        log.info("partitions_revoked", partitions=[f"{t}/{p}" for t, p in owned], abandoned=abandoned)
+        log.info(
+            "partitions_revoked",
+            partitions=[f"{t}/{p}" for t, p in owned],
+            left_for_next_owner=left,  # streams with records not settled: processed again by the next owner
+        )
 
 
 # -- the command --------------------------------------------------------------------------------------

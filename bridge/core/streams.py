@@ -254,6 +254,11 @@ class Router:
         wanted = set(tps)
         return sum(1 for s in self._streams.values() if s.key[:2] in wanted and (s.window or s.publishing))
 
+    def unacknowledged(self, tps: Iterable[tuple[str, int]]) -> int:
+        """Streams of these partitions with an output produced and not yet acknowledged."""
+        wanted = set(tps)
+        return sum(1 for s in self._streams.values() if s.key[:2] in wanted and s.outq)
+
     def drop(self, tps: Iterable[tuple[str, int]]) -> list[Work]:
         """Forget every stream of the given partitions; returns their records that were not done."""
         wanted = set(tps)

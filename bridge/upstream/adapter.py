@@ -78,6 +78,10 @@ class Upstream(Protocol):
     def release(self, tps: Iterable[tuple[str, int]]) -> None:
         """These partitions are being revoked: as :meth:`drain`, for their streams only."""
 
+    def released(self, tps: Iterable[tuple[str, int]]) -> bool:
+        """After :meth:`release`: True once nothing more of these partitions will settle (the records it
+        was not fed wait for the next owner), as :meth:`drained` for their streams only."""
+
     def drained(self) -> bool:
         """After :meth:`drain`: True once nothing more will settle (the rest waits for the next owner)."""
 

@@ -368,3 +368,29 @@ async def wait_committed(
         if sum(ends.values()) >= total or time.monotonic() > deadline:
             return ends
         await asyncio.sleep(0.1)
+
+
+def assigned_nonempty(proc: BridgeProcess) -> bool:
+    """The process logged an assignment of at least one partition."""
+    return any(
+        line.get("event") == "partitions_assigned" and line.get("partitions") for line in proc.log_lines()
+    )
+
+
+def revoked_ever(proc: BridgeProcess) -> bool:
+    """The process logged giving up partitions at least once."""
+    return any(line.get("event") == "partitions_revoked" for line in proc.log_lines())
+
+
+def assert_no_commit_after_revoke(proc: BridgeProcess) -> None:
+    """From its DEBUG log: the process committed only partitions it owned at the time."""
+    owned: set[str] = set()
+    for line in proc.log_lines():
+        event = line.get("event")
+        if event == "partitions_assigned":
+            owned |= set(line["partitions"])
+        elif event == "partitions_revoked":
+            owned -= set(line["partitions"])
+        elif event == "offsets_committed":
+            stray = set(line["offsets"]) - owned
+            assert not stray, f"committed {stray} while not owning them"

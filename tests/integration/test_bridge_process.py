@@ -16,11 +16,14 @@ from tests.integration.harness import (
     Collector,
     Record,
     Topics,
+    assert_no_commit_after_revoke,
+    assigned_nonempty,
     bridge_env,
     make_topics,
     outcome_sources,
     outcomes,
     produce,
+    revoked_ever,
     text_records,
     wait_for,
 )
@@ -132,7 +135,7 @@ async def test_rebalance_moves_partitions_without_loss_or_late_commits(
             async with Collector(kafka_bootstrap, topics.outputs) as col:
                 await col.until(lambda rs: len(outcomes(rs, topics)) >= 100, 60, "100 outcomes")
                 b.start()
-                await wait_for(lambda: _assigned_nonempty(b), 60, "second bridge owns partitions")
+                await wait_for(lambda: assigned_nonempty(b), 60, "second bridge owns partitions")
                 await col.until(lambda rs: len(outcomes(rs, topics)) >= 400, 120, "400 outcomes")
                 assert await b.stop() == 0
                 await col.until(lambda rs: len(set(outcome_sources(rs, topics))) >= total, 120, "all")
@@ -141,32 +144,9 @@ async def test_rebalance_moves_partitions_without_loss_or_late_commits(
                 if p.proc is not None:
                     await p.stop()
     assert len(set(outcome_sources(col.records, topics))) == total
-    assert _revoked_ever(a), "the first bridge never gave up a partition"
+    assert revoked_ever(a), "the first bridge never gave up a partition"
     for proc in (a, b):
-        _assert_no_commit_after_revoke(proc)
-
-
-def _assigned_nonempty(proc: BridgeProcess) -> bool:
-    return any(
-        line.get("event") == "partitions_assigned" and line.get("partitions") for line in proc.log_lines()
-    )
-
-
-def _revoked_ever(proc: BridgeProcess) -> bool:
-    return any(line.get("event") == "partitions_revoked" for line in proc.log_lines())
-
-
-def _assert_no_commit_after_revoke(proc: BridgeProcess) -> None:
-    owned: set[str] = set()
-    for line in proc.log_lines():
-        event = line.get("event")
-        if event == "partitions_assigned":
-            owned |= set(line["partitions"])
-        elif event == "partitions_revoked":
-            owned -= set(line["partitions"])
-        elif event == "offsets_committed":
-            stray = set(line["offsets"]) - owned
-            assert not stray, f"committed {stray} while not owning them"
+        assert_no_commit_after_revoke(proc)
 
 
 def _rss_mb(pid: int) -> float:

@@ -1,5 +1,6 @@
-"""The v1 bridge as a real process, killed mid-run and restarted: every record is settled or errored after
-the restart, and only records above the offset committed at the kill are measured twice."""
+"""The v1 bridge as a real process: killed mid-run and restarted (every record is settled or errored after
+the restart, and only records above the offset committed at the kill are measured twice), stopped with
+SIGTERM mid-call, and giving up partitions to a second bridge that joins its group mid-call."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ from tests.integration.harness import (
     BridgeProcess,
     Collector,
     Topics,
+    assert_no_commit_after_revoke,
+    assigned_nonempty,
     call_audio,
     committed,
     interleave,
     make_topics,
     produce,
+    revoked_ever,
     v1_env,
     wait_committed,
+    wait_for,
 )
 
 # One measurement per utterance (each under the 3 s timer): a record is covered twice only if measured again.
@@ -110,3 +115,63 @@ async def test_sigterm_mid_call_closes_sessions_commits_what_settled_and_exits(
             first.kill()
     assert sum(ends.values()) == total
     assert not [r for r in col.records if r.topic == topics.errors]
+
+
+async def test_a_second_bridge_joining_mid_call_takes_partitions_without_loss_or_late_commits(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """Calls paced at real time; a second bridge joins the group while they are under way, so the first
+    gives up partitions mid-call (stop feeding, close the sessions, publish, commit) and the second goes on
+    from the committed offsets: every record is settled, none is an error, each call's last utterance is
+    measured, and neither bridge commits a partition it no longer owns. The first bridge gives the
+    partitions up once its sessions for them have closed and their outputs are acknowledged: the records
+    it had not fed yet are the next owner's, so the group does not wait for the revocation deadline."""
+    topics: Topics = await make_topics(new_topic)
+    calls = [call_audio(f"move-{i}", CALL * 3, hz=300 + 30 * i) for i in range(8)]
+    total = sum(len(c.records) for c in calls)
+    async with Emulator(api_key=API_KEY, faults=Faults()) as emu:
+        env = v1_env(
+            kafka_bootstrap,
+            emu.http_url,
+            topics,
+            BRIDGE_V1_PACING_LEAD_S="0.2",
+            BRIDGE_V1_IDLE_CLOSE_S="5",
+            BRIDGE_LOG_LEVEL="DEBUG",
+            BRIDGE_REVOKE_DRAIN_S="120",  # the move must end when the sessions have closed, not at this
+        )
+        first = BridgeProcess(env, str(tmp_path / "first.log")).start()
+        second = BridgeProcess(env, str(tmp_path / "second.log"))
+        try:
+            await produce(kafka_bootstrap, topics.media, interleave(c.records for c in calls))
+            async with Collector(kafka_bootstrap, topics.outputs) as col:
+                await col.until(lambda rs: len(rs) >= 4, 60, "the first measurements")
+                second.start()
+                await wait_for(lambda: assigned_nonempty(second), 60, "the second bridge owns partitions")
+                ends = await wait_committed(kafka_bootstrap, topics.group, topics.media, total, 120)
+                last_ms = {c.key: len(c.pcm) // 32 for c in calls}
+                await col.until(
+                    lambda rs: all(
+                        any(r.key == k and r.value.get("stream_ms", {}).get("end", 0) > ms - 1000 for r in rs)
+                        for k, ms in last_ms.items()
+                    ),
+                    30,
+                    "each call's last utterance measured",
+                )
+            assert await second.stop() == 0
+            assert await first.stop() == 0
+        finally:
+            first.kill()
+            second.kill()
+    assert sum(ends.values()) == total
+    assert not [r for r in col.records if r.topic == topics.errors]
+    assert revoked_ever(first), "the first bridge never gave up a partition"
+    for proc in (first, second):
+        assert_no_commit_after_revoke(proc)
+    begins: dict[bytes, list[int]] = {}
+    for r in col.records:
+        if r.topic == topics.predictions:
+            begins.setdefault(r.key, []).append(r.value["stream_ms"]["begin"])
+    assert set(begins) == {c.key for c in calls}
+    # The first bridge committed what it had settled before giving a partition up, so the second began
+    # after it: each stream's measurements stay in stream order across the move.
+    assert all(b == sorted(b) for b in begins.values()), begins

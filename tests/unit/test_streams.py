@@ -186,9 +186,13 @@ def test_frozen_partition_dispatches_nothing_and_drop_returns_its_work() -> None
     assert d.work is w0
     r.freeze([("media", 0)])
     assert r.busy([("media", 0)]) == 1
+    assert r.unacknowledged([("media", 0)]) == 0  # at the upstream, nothing produced yet
     answer(r, w0)
+    assert r.unacknowledged([("media", 0)]) == 1 and r.unacknowledged([("media", 1)]) == 0
+    ack_all(r)
+    assert r.unacknowledged([("media", 0)]) == 0
     assert [x.work for x in r.dispatch({0: 5}, 0.0)] == [other]
-    assert set(r.drop([("media", 0)])) == {w0, w1}
+    assert set(r.drop([("media", 0)])) == {w1}  # w0 is done: settled and acknowledged
     assert not r.produced(Output(w1.stream, (w1,), {}))  # late news for a dropped stream is ignored
 
 

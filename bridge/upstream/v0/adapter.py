@@ -87,6 +87,10 @@ class V0Upstream:
         """Never early: v0 keeps answering what it was sent until the drain deadline."""
         return False
 
+    def released(self, tps: Iterable[tuple[str, int]]) -> bool:
+        """Never early, as :meth:`drained`."""
+        return False
+
     async def run(self) -> None:
         await self.pool.run()
 

@@ -304,6 +304,12 @@ class V1Upstream:
         for stream in [s for k, s in self._streams.items() if k[:2] in wanted]:
             self._release(stream)
 
+    def released(self, tps: Iterable[tuple[str, int]]) -> bool:
+        """No session of these partitions' streams is left (each was closed, so what it received has
+        settled or never will); their queued records were not fed and stay for the next owner."""
+        wanted = set(tps)
+        return not any(s.stream.key[:2] in wanted for s in self._sessions)
+
     # -- streams --------------------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
         assert self._tg is not None
