@@ -76,8 +76,6 @@ from bridge.source import (
     to_kafka,
 )
 from bridge.upstream.adapter import Upstream, UpstreamEvents
-from bridge.upstream.v0.adapter import V0Upstream
-from bridge.upstream.v1.adapter import V1Upstream
 
 log = structlog.get_logger("bridge.app")
 
@@ -90,10 +88,15 @@ FETCH_SILENT_S = 5.0  # no fetch response this long on an unpaused partition cou
 def make_upstream(
     config: Config, events: UpstreamEvents, metrics: Metrics, clock: Callable[[], float], rnd: random.Random
 ) -> Upstream:
-    """The adapter for the configured API; the only place that names one (a v1 adapter plugs in here)."""
+    """The adapter for the configured API; the only place that names one. Each is imported only when
+    chosen: v1 brings PyAV and FFmpeg's libraries (about 30 MiB of RSS) that a v0 bridge never uses."""
     if config.hume.api == "v1":
+        from bridge.upstream.v1.adapter import V1Upstream
+
         return V1Upstream(config, events, metrics, clock=clock, rnd=rnd)
     if config.hume.api == "v0":
+        from bridge.upstream.v0.adapter import V0Upstream
+
         return V0Upstream(config.hume, config.retry, events, metrics, clock=clock, rnd=rnd)
     raise ConfigError([f"BRIDGE_HUME_API: no upstream adapter for {config.hume.api!r}"])
 
