@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--known-defects", action="store_true", help="run the scenarios of known, reported defects instead"
     )
+    parser.add_argument(
+        "--extended",
+        action="store_true",
+        help="the default set plus the variants left out of CI for time (marked [extended] in --list)",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON here")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown too")
@@ -109,11 +114,11 @@ async def run_all(selected: list[S.Scenario], params: S.Params, workdir: Path) -
 def main(args: argparse.Namespace) -> int:
     if args.list:
         for s in S.SCENARIOS:
-            tag = "  [known defect]" if s.known_defect else ""
+            tag = "  [known defect]" if s.known_defect else "  [extended]" if s.extended else ""
             print(f"{s.id:32} {s.proves}{tag}")
         return 0
     try:
-        selected = S.select(args.scenario, known_defects=args.known_defects)
+        selected = S.select(args.scenario, known_defects=args.known_defects, extended=args.extended)
     except KeyError as exc:
         print(f"hume-bridge chaos: unknown scenario(s): {exc.args[0]} (see --list)", file=sys.stderr)
         return 2

@@ -74,7 +74,11 @@ def test_the_default_set_holds_the_fixed_defects_and_leaves_out_known_ones() -> 
     assert default and all(s.known_defect is None for s in default)
     assert {"oversize-outcome", "duplicate-payload-ids"} <= {s.name for s in default}
     assert known == []
-    assert [s.name for s in S.select(["poison/v0", "soak"], known_defects=False)] == ["poison", "soak"]
+    assert [s.id for s in S.select(["poison/v0", "soak"], known_defects=False)] == [
+        "poison/v0",
+        "soak/v0",
+        "soak/v1",
+    ]
     with pytest.raises(KeyError, match="nope"):
         S.select(["nope"], known_defects=False)
 
@@ -154,6 +158,10 @@ def test_the_v1_variants_are_listed_and_the_v1_only_ones_for_v1_alone() -> None:
     assert "poison/v1" in ids
     assert [s.id for s in S.select(["server-shutdown"], known_defects=False)] == ["server-shutdown/v1"]
     assert all(s.api == "v0" for s in S.select([], known_defects=False, apis=("v0",)))
+    for name in ("broker-freeze-short", "rolling-restart", "soak"):
+        assert f"{name}/v1" in ids
+    extended = {s.id for s in S.select([], known_defects=False, extended=True)} - ids
+    assert extended == {"broker-freeze-long/v1", "hume-half-open/v1", "group-3-kill9/v1"}
     v1 = Result("s", "v1", "proves", 1.0, Accounts(inputs=5, outcomes=5, measured=2, silent=2, errored=1))
     assert "5 (2+2+1)" in table([v1])
 
