@@ -131,6 +131,7 @@ class V1Config:
     window_records: int = 1024
     decode_workers: int = 2
     close_timeout_s: float = 10.0
+    keepalive_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,6 +659,14 @@ SETTINGS: tuple[Setting, ...] = (
         "v1.close_timeout_s",
         Number(0.1, 600),
         "v1: how long a closing session may take to deliver its due results, s",
+        _S,
+    ),
+    Setting(
+        "BRIDGE_V1_KEEPALIVE_S",
+        "v1.keepalive_s",
+        Number(0.1, 120),
+        "v1: a WebSocket ping every this often; a session whose pong is this late is lost (a silent "
+        "network is found within about three times this), s",
         _S,
     ),
     Setting(

@@ -239,6 +239,15 @@ async def _sessions_resumed(rig: Rig, p: Params) -> list[str]:
     return problems
 
 
+# The deadlines that find a silent Hume: v0's reply deadline, v1's keepalive ping (a missed pong within
+# about three times it), and the connect deadline for the sessions opened meanwhile.
+DEADLINES: Final = {
+    "BRIDGE_REPLY_TIMEOUT_S": "5",
+    "BRIDGE_V1_KEEPALIVE_S": "2",
+    "BRIDGE_CONNECT_TIMEOUT_S": "3",
+}
+
+
 # -- 3. blackhole to Hume ------------------------------------------------------------------------------------
 
 
@@ -580,7 +589,7 @@ def _all() -> list[Scenario]:
         check=_no_errors,
         act=_hume_blackhole,
         budget_s=lambda p: p.blackhole_s + 100,
-        bridge_env={"BRIDGE_REPLY_TIMEOUT_S": "5", "BRIDGE_CONNECT_TIMEOUT_S": "3"},
+        bridge_env=DEADLINES,
     )
     out += _each_api(
         ("v0", "v1"),
@@ -591,7 +600,7 @@ def _all() -> list[Scenario]:
         "RST on heal: the sessions are found dead by deadlines, nothing lost, no error outcome",
         act=_hume_half_open,
         budget_s=lambda p: p.half_open_s + 100,
-        bridge_env={"BRIDGE_REPLY_TIMEOUT_S": "5", "BRIDGE_CONNECT_TIMEOUT_S": "3"},
+        bridge_env=DEADLINES,
     )
     out += _each_api(
         ("v0", "v1"),

@@ -468,6 +468,7 @@ class V1Upstream:
                     s.endpoint,
                     s.update,
                     timeout_s=self.connect_timeout_s,
+                    keepalive_s=self.v1.keepalive_s,
                 )
             except (HandshakeRefused, ConnectionLost) as exc:
                 self._open_failed(s, exc)

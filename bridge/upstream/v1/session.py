@@ -19,8 +19,10 @@ Library errors are mapped once, here, to the bridge's own (:func:`map_connect_er
         └── SessionLost    the connection went away while sending
 
 The API key is sent only as a header and never appears in an exception, a log or a repr.
-Liveness of an idle session is websockets' keepalive ping (its default interval and timeout): the reader
-waits for Hume's messages without a deadline of its own because results arrive on Hume's schedule.
+Liveness is websockets' keepalive ping every ``keepalive_s`` (``BRIDGE_V1_KEEPALIVE_S``), its pong due
+within as long, and the closing handshake after a missed pong cut off after as long again. Hume sends
+nothing during silence and results arrive on its own schedule, so the reader has no deadline of its
+own; a network that drops packets silently is found by the ping.
 """
 
 from __future__ import annotations
@@ -138,7 +140,14 @@ class RealtimeSession:
 
     @classmethod
     async def open(
-        cls, url: str, api_key: str, endpoint: Endpoint, update: str, *, timeout_s: float
+        cls,
+        url: str,
+        api_key: str,
+        endpoint: Endpoint,
+        update: str,
+        *,
+        timeout_s: float,
+        keepalive_s: float = 20.0,
     ) -> RealtimeSession:
         """Connect, read ``session.created``, send ``update``, read ``session.updated``: all within
         ``timeout_s``. Raises :class:`HandshakeRefused` or :class:`ConnectFailed`, nothing else."""
@@ -152,6 +161,9 @@ class RealtimeSession:
                     max_size=MAX_SERVER_MESSAGE_BYTES,
                     compression=None,
                     open_timeout=None,  # the scope above is the deadline
+                    ping_interval=keepalive_s,
+                    ping_timeout=keepalive_s,
+                    close_timeout=keepalive_s,  # a peer that misses its pong will not answer a close
                 )
                 created = await cls._expect(ws, messages, SessionCreated)
                 await ws.send(update)
@@ -200,6 +212,11 @@ class RealtimeSession:
                 await self._ws.send(SESSION_CLOSE)
         except (TimeoutError, ConnectionClosed):
             await _abort(self._ws)
+
+    @property
+    def latency_s(self) -> float:
+        """The last keepalive ping's round trip, s (0 until the first pong)."""
+        return float(self._ws.latency)
 
     async def abort(self) -> None:
         """Drop the connection now (shutdown after the drain deadline, or a stream given up)."""
