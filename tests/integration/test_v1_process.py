@@ -4,9 +4,13 @@ SIGTERM mid-call, and giving up partitions to a second bridge that joins its gro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import Counter
 from pathlib import Path
+
+import aiohttp
 
 from bridge.tools.emulator import Emulator, Faults
 from tests.conftest import TopicFactory
@@ -28,6 +32,33 @@ from tests.integration.harness import (
     wait_for,
 )
 
+
+async def _until_metric(port: int, line: str, timeout_s: float) -> None:
+    """Poll the process's /metrics until it shows ``line`` (a sample, as Prometheus renders it)."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    if line in (await response.text()).splitlines():
+                        return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s}s waiting for /metrics to show {line}")
+            await asyncio.sleep(0.05)
+
+
+def paced_env(bootstrap: str, emu: Emulator, topics: Topics, **overrides: str) -> dict[str, str]:
+    """A v1 bridge pacing at real time (a 0.2 s lead), its sessions closed after 5 s without records."""
+    return v1_env(
+        bootstrap,
+        emu.http_url,
+        topics,
+        BRIDGE_V1_PACING_LEAD_S="0.2",
+        BRIDGE_V1_IDLE_CLOSE_S="5",
+        **overrides,
+    )
+
+
 # One measurement per utterance (each under the 3 s timer): a record is covered twice only if measured again.
 CALL = [("silence", 300), ("speech", 1200), ("silence", 700), ("speech", 1200), ("silence", 600)]
 
@@ -42,9 +73,7 @@ async def test_sigkill_and_restart_settles_everything_with_duplicates_only_above
     calls = [call_audio(f"kill-{i}", CALL, hz=300 + 30 * i) for i in range(6)]
     total = sum(len(c.records) for c in calls)
     async with Emulator(api_key=API_KEY, faults=Faults()) as emu:
-        env = v1_env(
-            kafka_bootstrap, emu.http_url, topics, BRIDGE_V1_PACING_LEAD_S="0.2", BRIDGE_V1_IDLE_CLOSE_S="5"
-        )
+        env = paced_env(kafka_bootstrap, emu, topics)
         first = BridgeProcess(env, str(tmp_path / "first.log")).start()
         try:
             await produce(kafka_bootstrap, topics.media, interleave(c.records for c in calls))
@@ -85,14 +114,7 @@ async def test_sigterm_mid_call_closes_sessions_commits_what_settled_and_exits(
     calls = [call_audio(f"term-{i}", CALL, hz=300 + 30 * i) for i in range(4)]
     total = sum(len(c.records) for c in calls)
     async with Emulator(api_key=API_KEY, faults=Faults()) as emu:
-        env = v1_env(
-            kafka_bootstrap,
-            emu.http_url,
-            topics,
-            BRIDGE_V1_PACING_LEAD_S="0.2",
-            BRIDGE_V1_IDLE_CLOSE_S="5",
-            BRIDGE_SHUTDOWN_DRAIN_S="60",
-        )
+        env = paced_env(kafka_bootstrap, emu, topics, BRIDGE_SHUTDOWN_DRAIN_S="60")
         first = BridgeProcess(env, str(tmp_path / "first.log")).start()
         try:
             await produce(kafka_bootstrap, topics.media, interleave(c.records for c in calls))
@@ -130,12 +152,10 @@ async def test_a_second_bridge_joining_mid_call_takes_partitions_without_loss_or
     calls = [call_audio(f"move-{i}", CALL * 3, hz=300 + 30 * i) for i in range(8)]
     total = sum(len(c.records) for c in calls)
     async with Emulator(api_key=API_KEY, faults=Faults()) as emu:
-        env = v1_env(
+        env = paced_env(
             kafka_bootstrap,
-            emu.http_url,
+            emu,
             topics,
-            BRIDGE_V1_PACING_LEAD_S="0.2",
-            BRIDGE_V1_IDLE_CLOSE_S="5",
             BRIDGE_LOG_LEVEL="DEBUG",
             BRIDGE_REVOKE_DRAIN_S="120",  # the move must end when the sessions have closed, not at this
         )
@@ -175,3 +195,33 @@ async def test_a_second_bridge_joining_mid_call_takes_partitions_without_loss_or
     # The first bridge committed what it had settled before giving a partition up, so the second began
     # after it: each stream's measurements stay in stream order across the move.
     assert all(b == sorted(b) for b in begins.values()), begins
+
+
+async def test_sigterm_while_a_stream_waits_out_its_reconnect_backoff_exits_at_once(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """A call's session is dropped and the stream waits a long reconnect backoff (60 s); SIGTERM then
+    ends the wait instead of sitting it out: the bridge exits 0 well within the test's deadline (the drain
+    deadline is 120 s), leaving the call's unsettled records to the next owner."""
+    topics: Topics = await make_topics(new_topic)
+    call = call_audio("backoff", CALL)
+    faults = Faults(drop_at_message=6, drop_limit=1)
+    async with Emulator(api_key=API_KEY, faults=faults) as emu:
+        env = paced_env(
+            kafka_bootstrap,
+            emu,
+            topics,
+            BRIDGE_SHUTDOWN_DRAIN_S="120",
+            BRIDGE_RECONNECT_BACKOFF_INITIAL_S="60",
+            BRIDGE_RECONNECT_BACKOFF_MAX_S="60",
+        )
+        bridge = BridgeProcess(env, str(tmp_path / "bridge.log")).start()
+        try:
+            await produce(kafka_bootstrap, topics.media, call.records)
+            await emu.wait_until(lambda: emu.stats.v1.snapshot()["dropped_connections"] >= 1, 60)
+            await _until_metric(bridge.http_port, 'hume_bridge_sessions{state="backoff"} 1.0', 30)
+            assert await bridge.stop(30) == 0
+        finally:
+            bridge.kill()
+    stopped = [line for line in bridge.log_lines() if line.get("event") == "bridge_stopped"]
+    assert stopped and stopped[0]["left_for_next_owner"] > 0

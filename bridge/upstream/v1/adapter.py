@@ -145,6 +145,7 @@ class _Session:
     billed_s: float = 0.0
     unsent: int = 0  # frames handed out by the pacer and not yet written to the socket
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # ends a reconnect backoff early
 
     @property
     def session_id(self) -> str:
@@ -340,6 +341,8 @@ class V1Upstream:
         s = stream.session
         if s is not None:
             self._want_close(s)
+            if s.state is SessionState.BACKOFF:
+                s.wake.set()  # nothing to close: do not sit out the backoff before letting go
         self._gauges()
 
     def _advance(self, stream: _Stream, now: float) -> None:
@@ -455,8 +458,10 @@ class V1Upstream:
     async def _session_task(self, s: _Session, delay_s: float) -> None:
         stream = s.stream
         try:
-            if delay_s > 0:
-                await asyncio.sleep(delay_s)  # the jittered reconnect delay, not synchronisation
+            if delay_s > 0:  # the jittered reconnect delay, cut short if the stream is released
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay_s):
+                        await s.wake.wait()
             if stream.released:
                 return
             s.state = SessionState.CONNECTING
