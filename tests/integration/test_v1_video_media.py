@@ -23,6 +23,7 @@ from tests.integration.harness import (
     produce,
     running_bridge,
     v1_config,
+    wait_for,
 )
 from tests.unit.v1 import samples
 
@@ -122,3 +123,38 @@ async def test_bad_media_gets_coded_errors_and_the_bridge_goes_on(
     preds = col.on(topics.predictions)
     assert len(preds) == 1
     assert preds[0].key == b"good"
+
+
+async def test_a_stream_that_switches_between_audio_and_video_keeps_its_order(
+    kafka_bootstrap: str, new_topic: object
+) -> None:
+    """One stream carries a call, then two camera frames, then more of the call: each change of media
+    closes the session and opens one on the other endpoint, and the stream's outputs keep its order
+    (audio measurements, the two frames' predictions, then the second part's measurement); every
+    record is settled, none is an error."""
+    topics: Topics = await make_topics(new_topic)  # type: ignore[arg-type]
+    first = call_audio("switch", [("silence", 300), ("speech", 1000), ("silence", 700)], end=False)
+    frames: list[Record] = [
+        (b"switch", v1t.jpeg(160, 120, faces=1, seed=s), [("content-type", b"image/jpeg")]) for s in (1, 2)
+    ]
+    second = call_audio("switch", [("speech", 1000), ("silence", 700)], hz=520.0)
+    records = first.records + frames + second.records
+    metrics = Metrics()
+    async with Emulator(api_key=API_KEY, faults=Faults(**V1_FAULTS)) as emu:
+        config = v1_config(kafka_bootstrap, emu.http_url, topics, BRIDGE_V1_IDLE_CLOSE_S="10")
+        async with (
+            Collector(kafka_bootstrap, topics.outputs) as col,
+            running_bridge(config, metrics) as bridge,
+        ):
+            await produce(kafka_bootstrap, topics.media, records)
+            await col.until(lambda rs: len(col.on(topics.predictions)) >= 4, 60, "the four predictions")
+            await wait_for(lambda: bridge.tracker.outstanding() == 0, 30, "every record done")
+        opened = emu.stats.v1.snapshot()["sessions_opened"]
+    assert opened == {"audio": 2, "video": 1}
+    assert not col.on(topics.errors)
+    preds = sorted(col.on(topics.predictions), key=lambda r: r.offset)
+    assert [p.value["endpoint"] for p in preds] == ["audio", "video", "video", "audio"]
+    firsts = [min(s["offset"] for s in p.value["sources"]) for p in preds]
+    assert firsts == sorted(firsts)
+    n = len(first.records)
+    assert [p.value["sources"][0]["offset"] for p in preds[1:3]] == [n, n + 1]
