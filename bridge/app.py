@@ -89,7 +89,7 @@ def make_upstream(
     config: Config, events: UpstreamEvents, metrics: Metrics, clock: Callable[[], float], rnd: random.Random
 ) -> Upstream:
     """The adapter for the configured API; the only place that names one. Each is imported only when
-    chosen: v1 brings PyAV and FFmpeg's libraries (about 30 MiB of RSS) that a v0 bridge never uses."""
+    chosen: v1 brings PyAV and FFmpeg's libraries (about 25 MiB of RSS) that a v0 bridge never uses."""
     if config.hume.api == "v1":
         from bridge.upstream.v1.adapter import V1Upstream
 
