@@ -461,7 +461,7 @@ def _pcm_pieces(pcm: bytes, rate: int, channels: int, options: CallOptions) -> t
         if options.audio_format is AudioFormat.PCM:
             value, content_type = _big_endian(body), f"audio/L16;rate={rate};channels={channels}"
         else:
-            value, content_type = _wav_file(body, rate, channels), "audio/wav"
+            value, content_type = samples.wav_of(body, sample_rate=rate, channels=channels), "audio/wav"
         pieces.append(_Piece(value, content_type, MediaKind.AUDIO, begin))
     return pieces, Fraction(total * 1000, rate)
 
@@ -472,16 +472,6 @@ def _big_endian(pcm_le: bytes) -> bytes:
     if sys.byteorder == "little":
         samples.byteswap()
     return samples.tobytes()
-
-
-def _wav_file(pcm_le: bytes, rate: int, channels: int) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm_le)
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------------------------------------

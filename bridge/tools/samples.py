@@ -21,6 +21,7 @@ import math
 import random
 import struct
 import sys
+import wave
 import zlib
 from typing import Any
 
@@ -68,25 +69,18 @@ def wav(
     samples = array.array("h", mono if channels == 1 else [s for s in mono for _ in range(channels)])
     if sys.byteorder == "big":  # pragma: no cover - WAV is little-endian
         samples.byteswap()
-    pcm = samples.tobytes()
-    block = 2 * channels
-    header = struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        36 + len(pcm),
-        b"WAVE",
-        b"fmt ",
-        16,
-        1,
-        channels,
-        sample_rate,
-        sample_rate * block,
-        block,
-        16,
-        b"data",
-        len(pcm),
-    )
-    return header + pcm
+    return wav_of(samples.tobytes(), sample_rate=sample_rate, channels=channels)
+
+
+def wav_of(pcm: bytes, *, sample_rate: int = 16000, channels: int = 1) -> bytes:
+    """A 16-bit PCM WAV file around ``pcm`` (little-endian samples, interleaved channels)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm)
+    return out.getvalue()
 
 
 def _picture(width: int, height: int, uniform: bool, seed: int) -> Image.Image:

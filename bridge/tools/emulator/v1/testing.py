@@ -4,11 +4,11 @@ JPEGs that carry a face count."""
 from __future__ import annotations
 
 import io
-import wave
 
 import numpy as np
 from PIL import Image
 
+from bridge.tools import samples
 from bridge.tools.emulator.v1 import limits as L
 
 
@@ -26,13 +26,7 @@ def tone(ms: int, *, hz: float = 440.0, amplitude: int = 10_000, start_ms: int =
 
 
 def wav(pcm: bytes, *, rate: int = L.SAMPLE_RATE, channels: int = 1) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return out.getvalue()
+    return samples.wav_of(pcm, sample_rate=rate, channels=channels)
 
 
 def jpeg(
