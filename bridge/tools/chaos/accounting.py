@@ -177,10 +177,7 @@ def account(
     missing = [s for s in ins if s not in seen]
     acc.lost = len(missing)
     acc.lost_sample = missing[:sample]
-    for (topic, partition), end in sorted(end_offsets(ins.values()).items()):
-        commit = committed.get((topic, partition))
-        if commit is None or commit < end:
-            acc.stuck_partitions.append(f"{topic}/{partition} (committed {commit}, end {end})")
+    acc.stuck_partitions = stuck(ins.values(), committed)
     return acc
 
 
@@ -246,11 +243,18 @@ def account_v1(
     acc.outcomes = acc.measured + acc.errored + acc.silent
     acc.lost = len(missing)
     acc.lost_sample = missing[:sample]
-    for (topic, partition), end in sorted(end_offsets(ins.values()).items()):
+    acc.stuck_partitions = stuck(ins.values(), committed)
+    return acc
+
+
+def stuck(ins: Iterable[Input], committed: Mapping[TopicPartition, int | None]) -> list[str]:
+    """Input partitions whose committed offset did not reach their end, in words."""
+    out = []
+    for (topic, partition), end in sorted(end_offsets(ins).items()):
         commit = committed.get((topic, partition))
         if commit is None or commit < end:
-            acc.stuck_partitions.append(f"{topic}/{partition} (committed {commit}, end {end})")
-    return acc
+            out.append(f"{topic}/{partition} (committed {commit}, end {end})")
+    return out
 
 
 def slope_per_minute(samples: list[tuple[float, float]]) -> float | None:
