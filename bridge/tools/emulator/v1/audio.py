@@ -20,9 +20,10 @@ window waits for more audio.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import orjson
@@ -237,6 +238,62 @@ def check_timer(value: Any, problems: list[str], where: str = "measurement_timer
     return value
 
 
+class RealtimeCore(ABC):
+    """What the audio and the video session share: ``session.created``, the run's configuration, how a
+    session fails, and the head of every text message (size, JSON, ``session.close``, unknown types, an
+    update after media). Each subclass names its limit and its media and validates its own update."""
+
+    MAX_TEXT_BYTES: ClassVar[int]
+    MEDIA: ClassVar[str]  # "audio frame", "image frame"
+    session_id: str
+    media_seen: bool
+    closed: bool
+
+    @abstractmethod
+    def config(self) -> Json:
+        """The session's configuration as Hume reports it."""
+
+    @abstractmethod
+    def close(self, reason: CloseReason, close_code: int = L.CLOSE_NORMAL) -> Outcome:
+        """End the session for ``reason``."""
+
+    @abstractmethod
+    def closed_message(self, reason: CloseReason) -> Json:
+        """The ``session.closed`` message, with the endpoint's counts."""
+
+    def run_config(self) -> Json:
+        return {"schema": "v4", **self.config()}
+
+    def created(self) -> Json:
+        return {"type": "session.created", "session_id": self.session_id, **self.config()}
+
+    def update_message(self, data: str | bytes) -> Json | Outcome:
+        """A text message: the ``session.update`` object to validate, or what to answer instead."""
+        if _size(data) > self.MAX_TEXT_BYTES:
+            return self._fail("message_too_large", f"Messages are limited to {self.MAX_TEXT_BYTES} bytes.")
+        obj = parse_text(data)
+        if isinstance(obj, Outcome):
+            return obj
+        kind = obj["type"]
+        if kind == "session.close":
+            return self.close(CloseReason.CLIENT_REQUEST)
+        if kind != "session.update":
+            return Outcome([error("message_invalid", f"Unknown message type: {kind}.", retryable=True)])
+        if self.media_seen:
+            return self._fail(
+                "config_invalid", f"session.update is allowed only before the first {self.MEDIA}."
+            )
+        return obj
+
+    def _fail(self, code: str, message: str) -> Outcome:
+        self.closed = True
+        return Outcome(
+            [error(code, message, retryable=False), self.closed_message(CloseReason.ERROR)],
+            L.CLOSE_POLICY,
+            CloseReason.ERROR,
+        )
+
+
 @dataclass(slots=True)
 class AudioSessionSettings:
     speech: SpeechRules = field(default_factory=SpeechRules)
@@ -244,8 +301,11 @@ class AudioSessionSettings:
     pace_factor: float = 1.0
 
 
-class AudioSession:
+class AudioSession(RealtimeCore):
     """One realtime audio session, sans I/O: messages in (with the time), messages out."""
+
+    MAX_TEXT_BYTES = L.MAX_AUDIO_MESSAGE_BYTES
+    MEDIA = "audio frame"
 
     def __init__(self, session_id: str, settings: AudioSessionSettings, vocabulary: Vocabulary, now: float):
         self.session_id = session_id
@@ -263,29 +323,10 @@ class AudioSession:
     def config(self) -> Json:
         return {"audio": dict(L.AUDIO_CONFIG), "measurement_timer_ms": self.timer_ms}
 
-    def run_config(self) -> Json:
-        return {"schema": "v4", **self.config()}
-
-    def created(self) -> Json:
-        return {"type": "session.created", "session_id": self.session_id, **self.config()}
-
     def on_text(self, data: str | bytes) -> Outcome:
-        if _size(data) > L.MAX_AUDIO_MESSAGE_BYTES:
-            return self._fail(
-                "message_too_large", f"Messages are limited to {L.MAX_AUDIO_MESSAGE_BYTES} bytes."
-            )
-        obj = parse_text(data)
+        obj = self.update_message(data)
         if isinstance(obj, Outcome):
             return obj
-        kind = obj["type"]
-        if kind == "session.close":
-            return self.close(CloseReason.CLIENT_REQUEST)
-        if kind != "session.update":
-            return Outcome([error("message_invalid", f"Unknown message type: {kind}.", retryable=True)])
-        if self.media_seen:
-            return self._fail(
-                "config_invalid", "session.update is allowed only before the first audio frame."
-            )
         problems: list[str] = [
             f"{key}: unknown field" for key in obj if key not in ("type", "audio", "measurement_timer_ms")
         ]
@@ -356,11 +397,3 @@ class AudioSession:
             },
             "produced": {"utterances": self.tracker.utterances, "measurements": self.tracker.measurements},
         }
-
-    def _fail(self, code: str, message: str) -> Outcome:
-        self.closed = True
-        return Outcome(
-            [error(code, message, retryable=False), self.closed_message(CloseReason.ERROR)],
-            L.CLOSE_POLICY,
-            CloseReason.ERROR,
-        )

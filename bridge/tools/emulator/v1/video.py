@@ -30,7 +30,13 @@ from typing import Any, Final
 from PIL import Image
 
 from bridge.tools.emulator.v1 import limits as L
-from bridge.tools.emulator.v1.audio import CloseReason, Outcome, TokenBucket, _size, error, parse_text
+from bridge.tools.emulator.v1.audio import (
+    CloseReason,
+    Outcome,
+    RealtimeCore,
+    TokenBucket,
+    error,
+)
 from bridge.tools.emulator.v1.scores import FACE_DESCRIPTION_FLOOR, FACE_EXPRESSION_FLOOR, scores, seed_of
 from bridge.tools.emulator.v1.vocabulary import Vocabulary, VocabularyKind
 
@@ -217,8 +223,11 @@ class VideoCounters:
     bytes_accepted: int = 0
 
 
-class VideoSession:
+class VideoSession(RealtimeCore):
     """One realtime video session, sans I/O: every frame gets exactly one reply, in order."""
+
+    MAX_TEXT_BYTES = L.MAX_VIDEO_FRAME_BYTES
+    MEDIA = "image frame"
 
     def __init__(self, session_id: str, settings: VideoSessionSettings, vocabulary: Vocabulary, now: float):
         self.session_id = session_id
@@ -233,29 +242,10 @@ class VideoSession:
     def config(self) -> Json:
         return {"image": dict(L.IMAGE_CONFIG), "face": self.face.to_json()}
 
-    def run_config(self) -> Json:
-        return {"schema": "v4", **self.config()}
-
-    def created(self) -> Json:
-        return {"type": "session.created", "session_id": self.session_id, **self.config()}
-
     def on_text(self, data: str | bytes) -> Outcome:
-        if _size(data) > L.MAX_VIDEO_FRAME_BYTES:
-            return self._fail(
-                "message_too_large", f"Messages are limited to {L.MAX_VIDEO_FRAME_BYTES} bytes."
-            )
-        obj = parse_text(data)
+        obj = self.update_message(data)
         if isinstance(obj, Outcome):
             return obj
-        kind = obj["type"]
-        if kind == "session.close":
-            return self.close(CloseReason.CLIENT_REQUEST)
-        if kind != "session.update":
-            return Outcome([error("message_invalid", f"Unknown message type: {kind}.", retryable=True)])
-        if self.media_seen:
-            return self._fail(
-                "config_invalid", "session.update is allowed only before the first image frame."
-            )
         problems = [f"{key}: unknown field" for key in obj if key not in ("type", "image", "face")]
         image = obj.get("image")
         if image is not None:
@@ -329,11 +319,3 @@ class VideoSession:
             "received": {"frames": self.count.frames},
             "produced": {"measurements": self.count.faces_measured},
         }
-
-    def _fail(self, code: str, message: str) -> Outcome:
-        self.closed = True
-        return Outcome(
-            [error(code, message, retryable=False), self.closed_message(CloseReason.ERROR)],
-            L.CLOSE_POLICY,
-            CloseReason.ERROR,
-        )
