@@ -202,9 +202,9 @@ class RssWatch:
 
 
 class EmulatorProcess(Child):
-    """``hume-bridge emulator`` with its admin endpoint, idle timeout off."""
+    """``hume-bridge emulator`` with its admin endpoint, idle timeout off; ``extra``: more of its options."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, extra: Sequence[str] = ()) -> None:
         argv = [
             sys.executable,
             "-m",
@@ -218,6 +218,7 @@ class EmulatorProcess(Child):
             "0",
             "--idle-timeout-s",
             "0",
+            *extra,
         ]
         super().__init__("the emulator", argv, _env(), log_dir / "emulator.log")
         self.url = ""

@@ -18,16 +18,18 @@ import asyncio
 import os
 import shutil
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bridge.tools.benchmark.procs import EmulatorProcess, cpu_seconds
 from bridge.tools.embedded import LOCAL_ENV, EmbeddedBroker, free_port
-from bridge.tools.emulator.v1.loadcheck import cpu_seconds
 from bridge.tools.emulator.v1.testing import silence, tone
 
 KEY = "capacity"
@@ -161,7 +163,7 @@ async def _one(bootstrap: str, http_url: str, streams: int, args: argparse.Names
         producing = asyncio.create_task(_produce(bootstrap, media, streams, chunks))
         await asyncio.sleep(args.warmup_s)
         before = _scrape(port)
-        cpu0 = (time.monotonic(), cpu_seconds(proc.pid))
+        cpu0 = (time.monotonic(), cpu_seconds(proc.pid) or 0.0)
         await producing
         deadline = time.monotonic() + args.seconds * 2 + 60
         while time.monotonic() < deadline:
@@ -169,7 +171,7 @@ async def _one(bootstrap: str, http_url: str, streams: int, args: argparse.Names
             if await _committed(bootstrap, group, media) >= total:
                 break
         wall = time.monotonic() - cpu0[0]
-        cpu = cpu_seconds(proc.pid) - cpu0[1]
+        cpu = (cpu_seconds(proc.pid) or 0.0) - cpu0[1]
         after = _scrape(port)
         histogram = {k: v - before.get(k, 0.0) for k, v in after.items()}
     finally:
@@ -188,30 +190,17 @@ async def _one(bootstrap: str, http_url: str, streams: int, args: argparse.Names
 
 
 async def _main(args: argparse.Namespace) -> int:
-    emulator = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge",
-        "emulator",
-        "--port",
-        "0",
-        "--api-key",
-        KEY,
-        "--audio-burst-ms",
-        "5000",
-        stdout=asyncio.subprocess.PIPE,
-    )
+    log_dir = Path(tempfile.mkdtemp(prefix="hume-v1-capacity-"))
+    emulator = EmulatorProcess(log_dir, ["--api-key", KEY, "--audio-burst-ms", "5000"])
     try:
-        assert emulator.stdout is not None
-        line = (await asyncio.wait_for(emulator.stdout.readline(), 30)).decode()
-        http_url = "http://" + line.split("ws://", 1)[1].split("/", 1)[0]
+        await emulator.start()
+        http_url = "http://" + emulator.url.split("ws://", 1)[1].split("/", 1)[0]
         with EmbeddedBroker() as broker:
             for n in (int(x) for x in args.streams.split(",")):
                 result = await _one(broker.bootstrap, http_url, n, args)
                 print(result, flush=True)
     finally:
-        emulator.terminate()
-        await emulator.wait()
+        await emulator.stop()
     return 0
 
 

@@ -22,6 +22,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from bridge.tools.benchmark.procs import cpu_seconds
 from bridge.tools.emulator.v1.testing import silence, tone
 
 KEY = "load"
@@ -38,12 +39,6 @@ class Totals:
     late_frames: int = 0
     closed: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def reader(ws: ClientConnection, totals: Totals) -> None:
@@ -131,9 +126,9 @@ async def main(args: argparse.Namespace) -> int:
                 )
             steady_from = begin + args.ramp_s + 2.0
             await asyncio.sleep(steady_from - loop.time())
-            cpu0, wall0, frames0 = cpu_seconds(process.pid), loop.time(), totals.frames_sent
+            cpu0, wall0, frames0 = cpu_seconds(process.pid) or 0.0, loop.time(), totals.frames_sent
             await asyncio.sleep(args.window_s)
-            cpu1, wall1, frames1 = cpu_seconds(process.pid), loop.time(), totals.frames_sent
+            cpu1, wall1, frames1 = cpu_seconds(process.pid) or 0.0, loop.time(), totals.frames_sent
         failures = totals.failures
         cpu_per_s = (cpu1 - cpu0) / (wall1 - wall0)
         report = {
