@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,15 @@ async def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}")
         await asyncio.sleep(0.02)
+
+
+async def wait_for_async(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
+    """As :func:`wait_for`, for a condition that has to ask over the network (a scrape, an HTTP probe)."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}")
+        await asyncio.sleep(0.05)
 
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from tests.integration.harness import (
     running_bridge,
     text_records,
     wait_for,
+    wait_for_async,
 )
 
 
@@ -272,10 +272,11 @@ async def test_unreachable_hume_is_said_once_in_words_for_the_whole_pool(
         status, body = await http_get(proc.http_port, "/readyz")
         assert status == 503 and body["outage"] == "unreachable"
         assert body["outage_detail"] == words
-        deadline = time.monotonic() + 30
-        while await _failed_handshakes(proc.http_port) < 24:
-            assert time.monotonic() < deadline, "the sessions did not retry"
-            await asyncio.sleep(0.2)
+
+        async def retried() -> bool:
+            return await _failed_handshakes(proc.http_port) >= 24
+
+        await wait_for_async(retried, 30, "the sessions retrying")
     finally:
         assert await proc.stop() == 0
     failed = _events(proc, "hume_connect_failed")
@@ -349,10 +350,11 @@ async def test_recycling_is_staggered_and_costs_no_info_lines(
         proc = BridgeProcess(env, str(tmp_path / "recycle.log")).start()
         try:
             await wait_for(lambda: proc.has_event("bridge_started"), 60, "bridge_started")
-            deadline = time.monotonic() + 60
-            while await _reconnects(proc.http_port, "recycled") < 8:
-                assert time.monotonic() < deadline, "the sessions did not recycle"
-                await asyncio.sleep(0.2)
+
+            async def recycled() -> bool:
+                return await _reconnects(proc.http_port, "recycled") >= 8
+
+            await wait_for_async(recycled, 60, "the sessions recycling")
         finally:
             assert await proc.stop() == 0
     opens = _events(proc, "hume_session_open")

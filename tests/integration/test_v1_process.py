@@ -4,7 +4,6 @@ SIGTERM mid-call, and giving up partitions to a second bridge that joins its gro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections import Counter
@@ -30,21 +29,21 @@ from tests.integration.harness import (
     v1_env,
     wait_committed,
     wait_for,
+    wait_for_async,
 )
 
 
 async def _until_metric(port: int, line: str, timeout_s: float) -> None:
     """Poll the process's /metrics until it shows ``line`` (a sample, as Prometheus renders it)."""
-    deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as http:
-        while True:
+
+        async def shown() -> bool:
             with contextlib.suppress(aiohttp.ClientError):
                 async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-                    if line in (await response.text()).splitlines():
-                        return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout_s}s waiting for /metrics to show {line}")
-            await asyncio.sleep(0.05)
+                    return line in (await response.text()).splitlines()
+            return False
+
+        await wait_for_async(shown, timeout_s, f"/metrics to show {line}")
 
 
 def paced_env(bootstrap: str, emu: Emulator, topics: Topics, **overrides: str) -> dict[str, str]:
